@@ -1,0 +1,54 @@
+# qagen — every target sets itself up (venv + installs) on a fresh machine.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= test
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-$(subst $(comma),_,$(EXTRAS))
+comma := ,
+OUT ?= out/musicqa-demo
+PYTEST_ARGS ?=
+
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help install dataset test test-fast lint schemas bench clean
+
+help:
+	@echo "make dataset   run build-musicqa on the embedded demo corpus into $(OUT)"
+	@echo "make test      install (venv) and run the whole test suite"
+	@echo "make test-fast the suite without tests marked slow"
+	@echo "make lint      ruff"
+	@echo "make schemas   regenerate schemas/ from the Pydantic models"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+dataset: $(STAMP)
+	$(PY) flows/build_musicqa.py --out $(OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests flows bench
+
+schemas: $(STAMP)
+	$(VENV)/bin/qagen schemas --out schemas
+
+bench: $(STAMP)
+	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(PY) $$b || exit 1; done || echo "no benchmarks yet"
+
+clean:
+	rm -rf out .prefect .pytest_cache

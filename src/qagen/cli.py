@@ -1,0 +1,167 @@
+"""``qagen``: parse arguments, call the stage functions, print a summary. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from qagen.errors import ConfigError, QagenError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Turn music datasets into grounded MusicQA / instruction data.")
+console = Console(stderr=True)
+out = Console()
+
+
+def parse_option_pairs(pairs: list[str]) -> dict[str, Any]:
+    """``["cropped=false", "crop_s=30"]`` → ``{"cropped": False, "crop_s": 30}``.
+
+    Values are read as JSON when they parse (numbers, true/false, null, lists), else as text.
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option wants KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+@app.callback()
+def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)])
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Argument(help="Source name (see `qagen sources`).")],
+    root: Annotated[Path, typer.Argument(help="Dataset root in the source's native layout.")],
+    work: Annotated[Path, typer.Option(help="Work directory.")] = Path("work"),
+    option: Annotated[list[str] | None, typer.Option(help="Source option KEY=VALUE.")] = None,
+    shard_size: Annotated[int, typer.Option(help="Clips per manifest shard.")] = 500,
+    check_audio: Annotated[bool, typer.Option(help="Look for each audio file.")] = True,
+    hash_audio: Annotated[bool, typer.Option(help="Record each file's sha256.")] = False,
+) -> None:
+    """Read a dataset's native files into WORK/manifests/clips-SOURCE-*.parquet."""
+    from qagen.ingest import ingest as run_ingest
+    from qagen.workdir import WorkDir
+
+    with Progress(SpinnerColumn(), TextColumn("[bold]ingest {task.fields[source]}"),
+                  TextColumn("{task.completed} clips"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("ingest", total=None, source=source)
+        report = run_ingest(source, root, work=WorkDir(work), options=parse_option_pairs(option or []),
+                            shard_size=shard_size, check_audio=check_audio, hash_audio=hash_audio,
+                            on_progress=lambda n: progress.update(task, completed=n))
+    table = Table(title=f"ingest {source} ({report.seconds:.1f} s)")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("clips", str(report.clips))
+    for split, n in report.by_split.items():
+        table.add_row(f"  split {split}", str(n))
+    for status, n in report.by_audio_status.items():
+        table.add_row(f"  audio {status}", str(n))
+    for reason, n in report.dropped.items():
+        table.add_row(f"dropped: {reason}", str(n))
+    for reason, n in report.repaired.items():
+        table.add_row(f"kept after repair: {reason}", str(n))
+    table.add_row("shards (reused)", f"{report.shards} ({report.shards_reused})")
+    out.print(table)
+    if report.by_audio_status.get("missing"):
+        out.print(f"missing audio listed in {WorkDir(work).missing_audio_list(source)}")
+
+
+@app.command("demo-corpus")
+def demo_corpus(
+    out_dir: Annotated[Path, typer.Argument(help="Where to write the corpus.")],
+    sources: Annotated[str | None, typer.Option(help="Comma-separated sources.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    force: Annotated[bool, typer.Option(help="Re-render even if up to date.")] = False,
+) -> None:
+    """Synthesise the demo corpus (known tempo/meter/key/chords) in every native layout."""
+    from qagen.demo.corpus import write_demo_corpus
+
+    chosen = [s.strip() for s in sources.split(",")] if sources else None
+    corpus = write_demo_corpus(out_dir, sources=chosen, seed=seed, force=force)
+    verb = "reused" if corpus.reused else "wrote"
+    out.print(f"{verb} {corpus.clips} clips under {corpus.root}; truth: {corpus.truth_path}")
+    for name, path in corpus.sources.items():
+        out.print(f"  qagen ingest {name} {path}")
+
+
+@app.command()
+def schemas(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for *.schema.json.")] = Path(
+        "schemas"),
+) -> None:
+    """Export the JSON Schema of every record model."""
+    from qagen.schemas import write_schemas
+
+    for path in write_schemas(out_dir):
+        out.print(str(path))
+
+
+@app.command("sources")
+def list_sources_cmd() -> None:
+    """List the dataset sources and their licenses."""
+    from qagen.sources import get_source, list_sources
+
+    table = Table(title="sources")
+    for col in ("name", "license", "homepage"):
+        table.add_column(col)
+    for name in list_sources():
+        src = get_source(name)
+        table.add_row(name, src.LICENSE, src.HOMEPAGE)
+    out.print(table)
+
+
+@app.command()
+def manifest(
+    work: Annotated[Path, typer.Option(help="Work directory.")] = Path("work"),
+) -> None:
+    """Summarise the clip manifest of a work directory (per source, split, audio status)."""
+    from qagen.manifest import iter_manifest
+    from qagen.records import Clip
+    from qagen.workdir import WorkDir
+
+    counts: Counter[tuple[str, str, str]] = Counter()
+    shards = WorkDir(work).manifest_shards("clips")
+    for clip in iter_manifest(shards.values(), Clip):
+        counts[(clip.source, clip.split.value, clip.audio_status.value)] += 1
+    table = Table(title=f"{work}: {sum(counts.values())} clips in {len(shards)} shards")
+    for col in ("source", "split", "audio", "clips"):
+        table.add_column(col)
+    for (source, split, status), n in sorted(counts.items()):
+        table.add_row(source, split, status, str(n))
+    out.print(table)
+
+
+def main() -> None:
+    """Console entry point: a QagenError prints its message (it names the fix) and exits 2."""
+    try:
+        app(standalone_mode=False)
+    except QagenError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
+    except typer.Abort:
+        raise SystemExit(130) from None
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise

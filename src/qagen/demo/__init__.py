@@ -1,0 +1,1 @@
+"""The embedded default data: a demo corpus synthesised with known tempo, meter, key, chords."""

@@ -1,0 +1,107 @@
+"""Build the demo corpus: every source's native layout, rendered audio, and ground truth.
+
+``OUT/<source>/`` is directly usable as ``qagen ingest <source> OUT/<source>``;
+``OUT/truth.jsonl`` holds one line per clip (clip id, tempo, meter, key, chords, beats,
+downbeats, notes) for scoring the augment stage. A corpus already built from the same code
+and parameters is reused as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from qagen.demo import plan, synth
+from qagen.errors import ConfigError
+from qagen.manifest import write_json_atomic
+from qagen.sources import get_source, list_sources
+
+log = logging.getLogger(__name__)
+
+DEMO_VERSION = "1"
+MARKER = ".qagen-demo.json"
+TRUTH_FILE = "truth.jsonl"
+
+
+class DemoCorpus(BaseModel):
+    """Where a built demo corpus lies and what it holds."""
+
+    root: str
+    sources: dict[str, str]
+    truth_path: str
+    clips: int
+    reused: bool
+
+
+def _split_for(index: int, count: int, source: str) -> str:
+    """Last clip of each source is test; MTT also gets a validation clip (folder c)."""
+    if index == count - 1:
+        return "test"
+    if source == "mtt" and index == count - 2:
+        return "valid"
+    return "train"
+
+
+def _fingerprint(sources: Sequence[str], seed: int, sr: int) -> str:
+    h = hashlib.sha256(f"{DEMO_VERSION}\x1f{list(sources)}\x1f{seed}\x1f{sr}".encode())
+    modules = [synth, plan, *(get_source(s) for s in sources)]
+    for module in modules:
+        h.update(inspect.getsource(module).encode())  # type: ignore[arg-type]
+    return h.hexdigest()
+
+
+def write_demo_corpus(
+    out: Path, *, sources: Sequence[str] | None = None, seed: int = 0, sr: int = 44100,
+    force: bool = False,
+) -> DemoCorpus:
+    """Render the demo corpus into ``out`` (or reuse the one already there).
+
+    Raises
+    ------
+    ConfigError
+        If ``sources`` names a source the plan has no clips for.
+    """
+    specs_by_source = plan.corpus_plan(seed=seed)
+    chosen = list(sources) if sources else [s for s in list_sources() if s in specs_by_source]
+    unknown = [s for s in chosen if s not in specs_by_source]
+    if unknown:
+        raise ConfigError(f"the demo plan has no clips for {unknown}; it has "
+                          f"{sorted(specs_by_source)}")
+    out = Path(out)
+    fingerprint = _fingerprint(chosen, seed, sr)
+    marker = out / MARKER
+    if not force and marker.is_file():
+        meta = json.loads(marker.read_text(encoding="utf-8"))
+        if meta.get("fingerprint") == fingerprint:
+            log.info("demo corpus at %s is up to date; reusing it", out)
+            return DemoCorpus.model_validate({**meta["corpus"], "reused": True})
+    out.mkdir(parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)
+    truth_lines: list[str] = []
+    for source in chosen:
+        specs = specs_by_source[source]
+        clips = [plan.demo_clip(spec, source=source, split=_split_for(i, len(specs), source), sr=sr)
+                 for i, spec in enumerate(specs)]
+        target = out / source
+        if target.exists():
+            shutil.rmtree(target)
+        ids = get_source(source).write_native(target, clips)
+        for clip in clips:
+            row = {"clip_id": ids[clip.name], "source": source, "name": clip.name,
+                   "split": clip.split, **clip.truth.model_dump(mode="json")}
+            truth_lines.append(json.dumps(row, sort_keys=True))
+        log.info("demo corpus: wrote %d %s clips", len(clips), source)
+    truth_path = out / TRUTH_FILE
+    truth_path.write_text("".join(f"{line}\n" for line in truth_lines), encoding="utf-8")
+    corpus = DemoCorpus(root=str(out), sources={s: str(out / s) for s in chosen},
+                        truth_path=str(truth_path), clips=len(truth_lines), reused=False)
+    write_json_atomic(marker, {"fingerprint": fingerprint,
+                               "corpus": corpus.model_dump(mode="json", exclude={"reused"})})
+    return corpus

@@ -1,0 +1,9 @@
+"""Pydantic v2 record models: the single source of truth (``schemas/`` is generated)."""
+
+from qagen.records.clip import AudioStatus, Clip, Split
+from qagen.records.rejection import Rejection
+
+#: Every record model whose JSON Schema is exported to ``schemas/``.
+RECORD_MODELS = {"clip": Clip, "rejection": Rejection}
+
+__all__ = ["RECORD_MODELS", "AudioStatus", "Clip", "Rejection", "Split"]

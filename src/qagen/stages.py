@@ -1,0 +1,6 @@
+"""The public stage functions. The CLI and the Prefect flow are thin shells over these."""
+
+from qagen.demo.corpus import write_demo_corpus
+from qagen.ingest import IngestReport, ingest
+
+__all__ = ["IngestReport", "ingest", "write_demo_corpus"]

@@ -1,0 +1,57 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from qagen.cli import main, parse_option_pairs
+from qagen.demo.spec import DemoClip
+from qagen.errors import ConfigError
+from qagen.sources import musiccaps
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    monkeypatch.setattr("sys.argv", ["qagen", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_option_pairs_are_typed() -> None:
+    assert parse_option_pairs(["cropped=false", "crop_s=30", "audio_pattern={ytid}.wav"]) == {
+        "cropped": False, "crop_s": 30, "audio_pattern": "{ytid}.wav"}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_option_pairs(["nothing"])
+
+
+def test_ingest_command_writes_manifest_and_summary(
+    tmp_path: Path, toy_clips: list[DemoClip], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    musiccaps.write_native(tmp_path / "mc", toy_clips)
+    rc = run_cli(monkeypatch, "ingest", "musiccaps", str(tmp_path / "mc"), "--work",
+                 str(tmp_path / "w"), "--hash-audio")
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "clips" in out and "audio ok" in out
+    assert list((tmp_path / "w" / "manifests").glob("clips-musiccaps-*.parquet"))
+    report = json.loads((tmp_path / "w" / "reports" / "ingest-musiccaps.json").read_text())
+    assert report["clips"] == 3
+
+    assert run_cli(monkeypatch, "manifest", "--work", str(tmp_path / "w")) == 0
+    assert "3 clips in 1 shards" in " ".join(capsys.readouterr().out.split())
+
+
+def test_errors_exit_2_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(monkeypatch, "ingest", "nope", str(tmp_path)) == 2
+    assert "known sources" in capsys.readouterr().err
+    assert run_cli(monkeypatch, "ingest", "musiccaps", str(tmp_path), "--option", "x") == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_schemas_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run_cli(monkeypatch, "schemas", "--out", str(tmp_path)) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {"clip.schema.json", "rejection.schema.json"}

@@ -1,0 +1,37 @@
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from qagen.manifest import arrow_schema, iter_manifest, read_records, write_records
+from qagen.records import Clip, Rejection
+
+
+def test_clip_round_trip_through_parquet(tmp_path: Path) -> None:
+    clips = [
+        Clip(clip_id=Clip.make_id("fma", str(i), 0.0, None), source="fma", source_id=str(i),
+             audio_path=f"fma_small/000/{i:06d}.mp3", start_s=0.0, end_s=None if i else 30.0,
+             split="test", tags=["a", "b"], attributes={"bit_rate": "256000", "ü": "ß"},
+             caption="line one\nline two", title="Tïtle")
+        for i in range(5)
+    ]
+    path = tmp_path / "clips-fma-00000.parquet"
+    assert write_records(path, clips, Clip) == 5
+    assert read_records(path, Clip) == clips
+    schema = pq.read_schema(path)
+    assert schema.names == list(Clip.model_fields)
+    assert schema.equals(arrow_schema(Clip), check_metadata=False)
+
+
+def test_empty_shard_and_streaming_many(tmp_path: Path) -> None:
+    write_records(tmp_path / "r-a-00000.parquet", [], Rejection)
+    assert read_records(tmp_path / "r-a-00000.parquet", Rejection) == []
+    rej = [Rejection(stage="ingest", item_id=f"x:{i}", reason="malformed_row", line=i + 1)
+           for i in range(3)]
+    write_records(tmp_path / "r-a-00001.parquet", rej, Rejection)
+    paths = sorted(tmp_path.glob("r-a-*.parquet"))
+    assert list(iter_manifest(paths, Rejection)) == rej
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
+    write_records(tmp_path / "x.parquet", [], Rejection)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
