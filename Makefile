@@ -36,6 +36,7 @@ dataset: $(STAMP)
 	$(PY) flows/build_musicqa.py --out $(OUT)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests flows bench
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -54,4 +54,5 @@ def test_errors_exit_2_with_the_fix(
 
 def test_schemas_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert run_cli(monkeypatch, "schemas", "--out", str(tmp_path)) == 0
-    assert {p.name for p in tmp_path.iterdir()} == {"clip.schema.json", "rejection.schema.json"}
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "clip.schema.json", "clip_features.schema.json", "rejection.schema.json"}

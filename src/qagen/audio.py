@@ -65,10 +65,10 @@ def load_audio(
 
     with sf.SoundFile(str(path)) as f:
         native = f.samplerate
-        first = int(round(start_s * native))
+        first = round(start_s * native)
         if first:
             f.seek(min(first, f.frames))
-        frames = -1 if end_s is None else max(0, int(round((end_s - start_s) * native)))
+        frames = -1 if end_s is None else max(0, round((end_s - start_s) * native))
         y = f.read(frames=frames, dtype="float32", always_2d=True)
     y = y.mean(axis=1, dtype=np.float32) if y.shape[1] > 1 else y[:, 0]
     if sr is not None and sr != native and len(y):

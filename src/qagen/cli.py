@@ -16,8 +16,12 @@ from rich.table import Table
 
 from qagen.errors import ConfigError, QagenError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Turn music datasets into grounded MusicQA / instruction data.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Turn music datasets into grounded MusicQA / instruction data.",
+)
 console = Console(stderr=True)
 out = Console()
 
@@ -41,8 +45,11 @@ def parse_option_pairs(pairs: list[str]) -> dict[str, Any]:
 
 @app.callback()
 def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)])
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+    )
 
 
 @app.command()
@@ -59,13 +66,25 @@ def ingest(
     from qagen.ingest import ingest as run_ingest
     from qagen.workdir import WorkDir
 
-    with Progress(SpinnerColumn(), TextColumn("[bold]ingest {task.fields[source]}"),
-                  TextColumn("{task.completed} clips"), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]ingest {task.fields[source]}"),
+        TextColumn("{task.completed} clips"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("ingest", total=None, source=source)
-        report = run_ingest(source, root, work=WorkDir(work), options=parse_option_pairs(option or []),
-                            shard_size=shard_size, check_audio=check_audio, hash_audio=hash_audio,
-                            on_progress=lambda n: progress.update(task, completed=n))
+        report = run_ingest(
+            source,
+            root,
+            work=WorkDir(work),
+            options=parse_option_pairs(option or []),
+            shard_size=shard_size,
+            check_audio=check_audio,
+            hash_audio=hash_audio,
+            on_progress=lambda n: progress.update(task, completed=n),
+        )
     table = Table(title=f"ingest {source} ({report.seconds:.1f} s)")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -105,7 +124,8 @@ def demo_corpus(
 @app.command()
 def schemas(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for *.schema.json.")] = Path(
-        "schemas"),
+        "schemas"
+    ),
 ) -> None:
     """Export the JSON Schema of every record model."""
     from qagen.schemas import write_schemas

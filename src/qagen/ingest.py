@@ -125,7 +125,7 @@ def ingest(
     if not root.is_dir():
         raise ConfigError(f"dataset root for {source!r} is not a directory: {root}")
     t0 = time.perf_counter()
-    report = IngestReport(source=source, root=str(root))
+    report = IngestReport(source=source, root=str(root.resolve()))
     options_json = opts.model_dump_json()
     seen: set[str] = set()
     clips: list[Clip] = []

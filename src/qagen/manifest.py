@@ -24,7 +24,10 @@ from pydantic import BaseModel
 M = TypeVar("M", bound=BaseModel)
 
 _SCALARS: dict[type, pa.DataType] = {
-    str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(),
+    str: pa.string(),
+    int: pa.int64(),
+    float: pa.float64(),
+    bool: pa.bool_(),
 }
 
 
@@ -56,13 +59,18 @@ def _arrow_type(annotation: Any) -> pa.DataType:
 
 def arrow_schema(model: type[BaseModel]) -> pa.Schema:
     """The Arrow schema of a record model (field order kept)."""
-    return pa.schema([pa.field(n, _arrow_type(f.annotation)) for n, f in model.model_fields.items()])
+    return pa.schema(
+        [pa.field(n, _arrow_type(f.annotation)) for n, f in model.model_fields.items()]
+    )
 
 
 def _dict_fields(model: type[BaseModel]) -> list[str]:
-    return [n for n, f in model.model_fields.items()
-            if typing.get_origin(f.annotation) is dict
-            or any(typing.get_origin(a) is dict for a in typing.get_args(f.annotation))]
+    return [
+        n
+        for n, f in model.model_fields.items()
+        if typing.get_origin(f.annotation) is dict
+        or any(typing.get_origin(a) is dict for a in typing.get_args(f.annotation))
+    ]
 
 
 def to_table(records: Iterable[M], model: type[M]) -> pa.Table:

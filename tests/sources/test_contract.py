@@ -21,7 +21,7 @@ def test_all_five_sources_are_registered() -> None:
 @pytest.mark.parametrize("name", SOURCES)
 def test_source_declares_metadata(name: str) -> None:
     src = get_source(name)
-    assert src.NAME == name
+    assert name == src.NAME
     assert src.HOMEPAGE.startswith("https://")
     assert src.LICENSE and src.CITATION
     assert src.__doc__ and len(src.__doc__) > 80  # type: ignore[attr-defined]

@@ -9,7 +9,10 @@ from qagen.sources import musiccaps
 
 def ingest_all(root: Path, **opts: object) -> tuple[list[Clip], list[Rejection]]:
     items = list(musiccaps.iter_clips(root, options=musiccaps.Options(**opts)))
-    return ([i for i in items if isinstance(i, Clip)], [i for i in items if isinstance(i, Rejection)])
+    return (
+        [i for i in items if isinstance(i, Clip)],
+        [i for i in items if isinstance(i, Rejection)],
+    )
 
 
 def test_real_musiccaps_csv_ingests_exactly(realdata: Path) -> None:
@@ -49,8 +52,17 @@ def write_csv(root: Path, rows: list[list[str]], *, raw_tail: bytes = b"") -> No
         fh.write(raw_tail)
 
 
-GOOD = ["abcdefghijk", "0", "10", "/m/04rlf", "['rock', 'guitar']", "A rock song.", "1", "True",
-        "False"]
+GOOD = [
+    "abcdefghijk",
+    "0",
+    "10",
+    "/m/04rlf",
+    "['rock', 'guitar']",
+    "A rock song.",
+    "1",
+    "True",
+    "False",
+]
 
 
 def test_bad_rows_are_recorded_and_the_rest_kept(tmp_path: Path) -> None:

@@ -1,9 +1,13 @@
 """Pydantic v2 record models: the single source of truth (``schemas/`` is generated)."""
 
 from qagen.records.clip import AudioStatus, Clip, Split
+from qagen.records.features import ChordSegment, ClipFeatures, FeatureStatus, TempoAgreement
 from qagen.records.rejection import Rejection
 
 #: Every record model whose JSON Schema is exported to ``schemas/``.
-RECORD_MODELS = {"clip": Clip, "rejection": Rejection}
+RECORD_MODELS = {"clip": Clip, "clip_features": ClipFeatures, "rejection": Rejection}
 
-__all__ = ["RECORD_MODELS", "AudioStatus", "Clip", "Rejection", "Split"]
+__all__ = [
+    "RECORD_MODELS", "AudioStatus", "ChordSegment", "Clip", "ClipFeatures", "FeatureStatus",
+    "Rejection", "Split", "TempoAgreement",
+]

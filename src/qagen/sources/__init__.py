@@ -62,7 +62,7 @@ def get_source(name: str) -> Source:
         raise ConfigError(f"unknown source {name!r}; known sources: {', '.join(known)}")
     module: ModuleType = importlib.import_module(f"{__name__}.{name}")
     missing = [attr for attr in _REQUIRED if not hasattr(module, attr)]
-    if missing or module.NAME != name:
+    if missing or name != module.NAME:
         raise ConfigError(f"source module {name!r} breaks the contract: missing {missing}")
     return cast(Source, module)
 

@@ -201,7 +201,8 @@ def _record_to_clip(
     except ValueError as exc:
         return [rej(IngestReason.malformed_row, f"window: {exc}")]
     if start < 0 or (end is not None and end <= start):
-        return [rej(IngestReason.invalid_value, f"window {start:g}-{end} s is empty or negative")]
+        window = f"{start:g}-{'end' if end is None else f'{end:g}'}"
+        return [rej(IngestReason.invalid_value, f"window {window} s is empty or negative")]
     clip_id = Clip.make_id(NAME, audio_path, start, end)
     out: list[Clip | Rejection] = []
     used = {"file_name", "start_s", "end_s", "split", "license"}

@@ -28,12 +28,17 @@ from qagen.tabular import Row, iter_rows, parse_bool
 NAME = "musiccaps"
 HOMEPAGE = "https://www.kaggle.com/datasets/googleai/musiccaps"
 LICENSE = "CC-BY-SA-4.0"
-CITATION = (
-    "Agostinelli et al., MusicLM: Generating Music From Text, arXiv:2301.11325, 2023."
-)
+CITATION = "Agostinelli et al., MusicLM: Generating Music From Text, arXiv:2301.11325, 2023."
 COLUMNS = (
-    "ytid", "start_s", "end_s", "audioset_positive_labels", "aspect_list", "caption",
-    "author_id", "is_balanced_subset", "is_audioset_eval",
+    "ytid",
+    "start_s",
+    "end_s",
+    "audioset_positive_labels",
+    "aspect_list",
+    "caption",
+    "author_id",
+    "is_balanced_subset",
+    "is_audioset_eval",
 )
 CLIP_LICENSE = "CC-BY-SA-4.0 (caption); audio: YouTube, rights with the uploader"
 
@@ -64,13 +69,24 @@ def _parse_aspects(text: str) -> list[str]:
     return list(value)
 
 
-def _row_to_clip(row: Row, col: dict[str, int], options: Options, name: str) -> list[Clip | Rejection]:
+def _row_to_clip(
+    row: Row, col: dict[str, int], options: Options, name: str
+) -> list[Clip | Rejection]:
     f = row.fields
 
-    def rej(reason: IngestReason, detail: str, *, item: str | None = None, kept: bool = False) -> Rejection:
-        return Rejection(stage="ingest", source=NAME, item_id=item or f"{name}:{row.line}",
-                         reason=reason, detail=f"{name} line {row.line}: {detail}",
-                         file=name, line=row.line, kept=kept)
+    def rej(
+        reason: IngestReason, detail: str, *, item: str | None = None, kept: bool = False
+    ) -> Rejection:
+        return Rejection(
+            stage="ingest",
+            source=NAME,
+            item_id=item or f"{name}:{row.line}",
+            reason=reason,
+            detail=f"{name} line {row.line}: {detail}",
+            file=name,
+            line=row.line,
+            kept=kept,
+        )
 
     ytid = f[col["ytid"]].strip()
     if not ytid:
@@ -89,18 +105,32 @@ def _row_to_clip(row: Row, col: dict[str, int], options: Options, name: str) -> 
         aspects = _parse_aspects(f[col["aspect_list"]])
     except (ValueError, SyntaxError) as exc:
         aspects = []
-        out.append(rej(IngestReason.invalid_value, f"aspect_list unreadable ({exc}); kept without "
-                       "aspects", item=clip_id, kept=True))
+        out.append(
+            rej(
+                IngestReason.invalid_value,
+                f"aspect_list unreadable ({exc}); kept without aspects",
+                item=clip_id,
+                kept=True,
+            )
+        )
     try:
         audio_path = _audio_relpath(options, ytid, start, end)
         window = (0.0, end - start) if options.cropped else (start, end)
         clip = Clip(
-            clip_id=clip_id, source=NAME, source_id=ytid, audio_path=audio_path,
-            start_s=window[0], end_s=window[1], split=split,
-            subset="balanced" if balanced else None, license=CLIP_LICENSE,
-            caption=f[col["caption"]].strip() or None, aspects=aspects,
+            clip_id=clip_id,
+            source=NAME,
+            source_id=ytid,
+            audio_path=audio_path,
+            start_s=window[0],
+            end_s=window[1],
+            split=split,
+            subset="balanced" if balanced else None,
+            license=CLIP_LICENSE,
+            caption=f[col["caption"]].strip() or None,
+            aspects=aspects,
             attributes={
-                "youtube_start_s": f"{start:g}", "youtube_end_s": f"{end:g}",
+                "youtube_start_s": f"{start:g}",
+                "youtube_end_s": f"{end:g}",
                 "audioset_positive_labels": f[col["audioset_positive_labels"]],
                 "author_id": f[col["author_id"]].strip(),
                 "is_balanced_subset": str(balanced),
@@ -138,10 +168,15 @@ def iter_clips(root: Path, *, options: Options) -> Iterator[Clip | Rejection]:
             width = len(header)
             continue
         if len(item.fields) != width:
-            yield Rejection(stage="ingest", source=NAME, item_id=f"{path.name}:{item.line}",
-                            reason=IngestReason.malformed_row, file=path.name, line=item.line,
-                            detail=f"{path.name} line {item.line}: {len(item.fields)} fields, "
-                            f"expected {width}")
+            yield Rejection(
+                stage="ingest",
+                source=NAME,
+                item_id=f"{path.name}:{item.line}",
+                reason=IngestReason.malformed_row,
+                file=path.name,
+                line=item.line,
+                detail=f"{path.name} line {item.line}: {len(item.fields)} fields, expected {width}",
+            )
             continue
         yield from _row_to_clip(item, col, options, path.name)
 
@@ -163,8 +198,19 @@ def write_native(out_dir: Path, demo_clips: Sequence[DemoClip]) -> dict[str, str
         ytid = ("-" if i % 3 == 0 else "Q") + digest[:10]  # 11 chars, like a YouTube id
         start, end = 30, 30 + round(clip.duration_s)
         write_audio(out_dir / _audio_relpath(options, ytid, start, end), clip.audio, sr=clip.sr)
-        rows.append([ytid, start, end, "/m/04rlf", repr(list(clip.aspects)), clip.caption,
-                     i % 10, i % 2 == 0, clip.split == "test"])
+        rows.append(
+            [
+                ytid,
+                start,
+                end,
+                "/m/04rlf",
+                repr(list(clip.aspects)),
+                clip.caption,
+                i % 10,
+                i % 2 == 0,
+                clip.split == "test",
+            ]
+        )
         ids[clip.name] = Clip.make_id(NAME, ytid, float(start), float(end))
     with (out_dir / options.csv_name).open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)

@@ -220,10 +220,9 @@ def _pitch_name(pitch: int) -> str:
 
 def _rel(folder: str, rid: str, suffix: str) -> str:
     """``<folder>/<id><suffix>``, refusing ids that would leave the folder."""
-    rel = safe_relpath(f"{folder}/{rid}{suffix}")
-    if rel != f"{folder}/{rid}{suffix}" or "/" in rid or "\\" in rid:
+    if "/" in rid or "\\" in rid or rid in {".", ".."}:
         raise UnsafePathError(f"recording id is not a plain file stem: {rid!r}")
-    return rel
+    return safe_relpath(f"{folder}/{rid}{suffix}")
 
 
 def _is_file(root: Path, rel: str) -> bool:

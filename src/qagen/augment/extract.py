@@ -1,0 +1,177 @@
+"""Per-clip feature extraction in two steps.
+
+1. :func:`measure_clip` — decode, loudness, the networks and librosa: expensive, cached as a
+   ``Measurement`` keyed by audio content + window + analysis parameters + versions.
+2. :func:`decide_features` — tempo octave, meter, key and chord spelling decided from the
+   measurement: cheap and pure, so improving a decision rule never re-runs a network.
+
+Input problems (unreadable, empty, too short, silent) become a status with a readable error:
+the clip stays accounted for and the run goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from qagen.audio import load_audio
+from qagen.augment.chords import chord_segments
+from qagen.augment.key import KEY_LABELS, decide_key
+from qagen.augment.loudness import estimate_loudness
+from qagen.augment.models import MadmomModels
+from qagen.augment.tempo import decide_tempo
+from qagen.config import AugmentConfig
+from qagen.paths import safe_join
+from qagen.records import Clip, ClipFeatures, FeatureStatus
+from qagen.records.features import TempoAgreement
+
+#: Bump when a Measurement changes for the same audio, parameters and package versions.
+MEASURE_VERSION = "1"
+
+
+class Measurement(BaseModel):
+    """Everything measured on one clip's audio before any decision (the cache entry)."""
+
+    model_config = ConfigDict(frozen=True)
+    status: FeatureStatus
+    error: str | None = None
+    duration_s: float | None = None
+    native_sr: int | None = None
+    native_channels: int | None = None
+    loudness_lufs: float | None = None
+    peak_dbfs: float | None = None
+    is_silent: bool | None = None
+    tcn_tempi: list[tuple[float, float]] = Field(default_factory=list)
+    beats: list[tuple[float, int]] = Field(default_factory=list)
+    meter_logprobs: dict[int, float] = Field(default_factory=dict)
+    key_probs: list[float] = Field(default_factory=list)
+    chords: list[tuple[float, float, str]] = Field(default_factory=list)
+    librosa_bpm: float | None = None
+    seconds: float | None = None
+
+
+def librosa_tempo(y: np.ndarray, *, sr: int) -> float | None:
+    """librosa's autocorrelation tempo on the onset envelope (at 22.05 kHz, for speed)."""
+    import librosa
+    import soxr
+
+    y22 = soxr.resample(y, sr, 22050) if sr != 22050 else y
+    env = librosa.onset.onset_strength(y=y22, sr=22050)
+    if not np.any(env > 0):
+        return None
+    bpm = float(librosa.feature.tempo(onset_envelope=env, sr=22050)[0])
+    return bpm if math.isfinite(bpm) and bpm > 0 else None
+
+
+def measure_clip(
+    clip: Clip, *, root: Path, models: MadmomModels | None, config: AugmentConfig
+) -> Measurement:
+    """Decode one clip window and run every estimator on it.
+
+    ``models`` may be None only for inputs that never reach the networks (tests of the
+    failure paths); it is required for audible audio.
+    """
+    import soundfile as sf
+
+    t0 = time.perf_counter()
+
+    def done(status: FeatureStatus, **fields: object) -> Measurement:
+        return Measurement(status=status, seconds=round(time.perf_counter() - t0, 3), **fields)
+
+    try:
+        path = safe_join(root, clip.audio_path)
+        info = sf.info(str(path))
+        y, _ = load_audio(path, sr=config.sr, start_s=clip.start_s, end_s=clip.end_s)
+        if not np.all(np.isfinite(y)):
+            raise ValueError("decoded audio contains NaN or infinity")
+    except (OSError, RuntimeError, ValueError) as exc:  # LibsndfileError is a RuntimeError
+        return done(FeatureStatus.decode_error, error=f"{type(exc).__name__}: {exc}")
+    if config.max_duration_s is not None:
+        y = y[: int(config.max_duration_s * config.sr)]
+    facts: dict[str, object] = {"native_sr": int(info.samplerate),
+                                "native_channels": int(info.channels),
+                                "duration_s": round(len(y) / config.sr, 3)}
+    if len(y) == 0:
+        return done(FeatureStatus.empty, error="no samples in the clip window", **facts)
+    loud = estimate_loudness(y, sr=config.sr)
+    facts |= {"loudness_lufs": loud.lufs, "peak_dbfs": loud.peak_dbfs,
+              "is_silent": loud.is_silent}
+    if len(y) < config.min_duration_s * config.sr:
+        return done(FeatureStatus.too_short, **facts,
+                    error=f"{len(y) / config.sr:.2f} s is shorter than the "
+                    f"{config.min_duration_s} s the analysers need")
+    if loud.is_silent:
+        return done(FeatureStatus.silent, **facts,
+                    error=f"silent (peak {loud.peak_dbfs} dBFS, loudness {loud.lufs} LUFS)")
+    if models is None:
+        raise ValueError("measure_clip needs the madmom models for audible audio")
+    raw = models.analyse(y)
+    return done(
+        FeatureStatus.ok, **facts,
+        tcn_tempi=[(round(float(b), 3), round(float(s), 5)) for b, s in raw.tcn_tempi[:8]],
+        beats=[(round(float(t), 3), int(p)) for t, p in raw.beats],
+        meter_logprobs=raw.meter_logprobs,
+        key_probs=[round(float(p), 6) for p in raw.key_probs], chords=raw.chords,
+        librosa_bpm=librosa_tempo(y, sr=config.sr) if config.use_librosa_tempo else None,
+    )
+
+
+def _meter(m: Measurement) -> tuple[int | None, float | None]:
+    if not m.beats:
+        return None, None
+    meter = max(p for _, p in m.beats)
+    best = m.meter_logprobs.get(meter)
+    others = [lp for k, lp in m.meter_logprobs.items() if k != meter]
+    if best is None or not others:
+        return meter, None
+    # HMM log-probability margin between the meters, squashed to (0.5, 1).
+    return meter, round(1.0 / (1.0 + math.exp(-(best - max(others)) / 10.0)), 4)
+
+
+def decide_features(
+    m: Measurement, *, clip: Clip, config: AugmentConfig, versions: dict[str, str]
+) -> ClipFeatures:
+    """Decide tempo octave, meter, key and chord spelling from a measurement (pure, cheap)."""
+    base = {"clip_id": clip.clip_id, "source": clip.source, "audio_sha256": clip.audio_sha256,
+            "extractor_versions": versions, "status": m.status, "error": m.error,
+            "duration_s": m.duration_s, "native_sr": m.native_sr,
+            "native_channels": m.native_channels, "loudness_lufs": m.loudness_lufs,
+            "peak_dbfs": m.peak_dbfs, "is_silent": m.is_silent, "seconds": m.seconds}
+    if m.status is not FeatureStatus.ok:
+        return ClipFeatures(**base)
+    tempi = np.asarray(m.tcn_tempi, dtype=np.float64).reshape(-1, 2)
+    beat_times = np.asarray([t for t, _ in m.beats], dtype=np.float64)
+    beats_bpm = float(60.0 / np.median(np.diff(beat_times))) if len(beat_times) > 2 else None
+    tcn_bpm = float(tempi[0, 0]) if len(tempi) else None
+    if config.tempo_octave_decision:
+        tempo = decide_tempo(tempi, beats_bpm=beats_bpm, librosa_bpm=m.librosa_bpm)
+        tempo_bpm, tempo_conf, agreement = tempo.bpm, tempo.confidence, tempo.agreement
+    else:
+        tempo_bpm = tcn_bpm
+        tempo_conf = float(tempi[0, 1]) if len(tempi) else None
+        agreement = TempoAgreement.single
+    meter, meter_conf = _meter(m)
+    provisional = chord_segments(m.chords, key=None, min_duration_s=config.chord_min_s)
+    key = decide_key(np.asarray(m.key_probs), provisional if config.key_from_chords else [])
+    return ClipFeatures(
+        **base,
+        tempo_bpm=tempo_bpm, tempo_confidence=tempo_conf,
+        tempo_tcn_bpm=None if tcn_bpm is None else round(tcn_bpm, 2),
+        tempo_beats_bpm=None if beats_bpm is None else round(beats_bpm, 2),
+        tempo_librosa_bpm=None if m.librosa_bpm is None else round(m.librosa_bpm, 2),
+        tempo_agreement=agreement,
+        tempo_peaks_bpm=[b for b, _ in m.tcn_tempi],
+        tempo_peak_strengths=[s for _, s in m.tcn_tempi],
+        beats=[t for t, _ in m.beats], downbeats=[t for t, p in m.beats if p == 1],
+        meter=meter, meter_confidence=meter_conf,
+        key=key.key, key_confidence=key.confidence, key_madmom=key.cnn_key,
+        key_probabilities=m.key_probs,
+        chords=chord_segments(m.chords, key=key.key, min_duration_s=config.chord_min_s),
+    )
+
+
+__all__ = ["KEY_LABELS", "MEASURE_VERSION", "Measurement", "decide_features", "measure_clip"]

@@ -1,0 +1,87 @@
+"""``ClipFeatures``: what the augment stage measured on one clip's audio, with units."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FeatureStatus(StrEnum):
+    """Outcome of analysing one clip. Anything but ``ok`` leaves musical fields empty."""
+
+    ok = "ok"
+    decode_error = "decode_error"  # corrupt, truncated beyond repair, unsupported format
+    empty = "empty"  # zero samples in the window
+    too_short = "too_short"  # shorter than the analysers need
+    silent = "silent"  # below the silence gate: loudness kept, nothing musical measured
+
+
+class TempoAgreement(StrEnum):
+    """How the tempo estimators relate: a hedge signal for question generation."""
+
+    agree = "agree"  # all within 4 %
+    octave = "octave"  # differ by a factor of 2 (or 3 in triple meter): half/double ambiguity
+    disagree = "disagree"  # no simple ratio: low trust
+    single = "single"  # only one estimator produced a value
+
+
+class ChordSegment(BaseModel):
+    """One recognised chord: Harte label with sharps as madmom writes it, plus a readable one."""
+
+    model_config = ConfigDict(frozen=True)
+    start_s: float
+    end_s: float
+    label: str = Field(description="Harte syntax: 'A#:maj', 'C:min', 'N' for no chord.")
+    spelled: str = Field(description="Spelled for the key, for prompts: 'Bb major', 'no chord'.")
+
+
+class ClipFeatures(BaseModel):
+    """Measured metadata of one clip (times in seconds from the start of the clip window).
+
+    The estimator trail (``tempo_*`` candidates, ``key_madmom``) is stored next to the
+    decision so later stages can hedge (e.g. half/double time) and so the decision rules
+    can be re-scored without re-running the networks.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    clip_id: str
+    source: str
+    status: FeatureStatus
+    error: str | None = Field(default=None, description="Readable reason when status is not ok.")
+    audio_sha256: str | None = None
+    duration_s: float | None = None
+    native_sr: int | None = Field(default=None, description="Sample rate of the file.")
+    native_channels: int | None = None
+
+    loudness_lufs: float | None = Field(default=None, description="ITU-R BS.1770 integrated.")
+    peak_dbfs: float | None = None
+    is_silent: bool | None = None
+
+    tempo_bpm: float | None = None
+    tempo_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    tempo_tcn_bpm: float | None = Field(default=None, description="madmom TCN tempo head.")
+    tempo_beats_bpm: float | None = Field(default=None, description="60 / median DBN beat gap.")
+    tempo_librosa_bpm: float | None = Field(default=None, description="librosa.feature.tempo.")
+    tempo_agreement: TempoAgreement | None = None
+    tempo_peaks_bpm: list[float] = Field(
+        default_factory=list, description="TCN tempo-histogram peaks, strongest first."
+    )
+    tempo_peak_strengths: list[float] = Field(default_factory=list)
+
+    beats: list[float] = Field(default_factory=list)
+    downbeats: list[float] = Field(default_factory=list)
+    meter: int | None = Field(default=None, description="Beats per bar (3 or 4).")
+    meter_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    key: str | None = Field(default=None, description="mir_eval style: 'D minor', 'Bb major'.")
+    key_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    key_madmom: str | None = Field(default=None, description="madmom CNN's own top key.")
+    key_probabilities: list[float] = Field(
+        default_factory=list, description="Key CNN output, 24 values in KEY_LABELS order."
+    )
+    chords: list[ChordSegment] = Field(default_factory=list)
+
+    extractor_versions: dict[str, str] = Field(default_factory=dict)
+    seconds: float | None = Field(default=None, description="Wall time spent on this clip.")
