@@ -23,7 +23,7 @@ from qagen.workdir import WorkDir
 
 #: Stages in pipeline order; those not yet implemented are refused with a clear error.
 ALL_STAGES = ("ingest", "augment", "generate", "embed", "train", "publish")
-IMPLEMENTED = ("ingest",)
+IMPLEMENTED = ("ingest", "augment")
 
 
 @task(name="demo-corpus")
@@ -39,6 +39,13 @@ def ingest_source(source: str, root: str, work_dir: str, options: dict[str, Any]
     return report.model_dump(mode="json")
 
 
+@task(name="augment", task_run_name="augment-{shard_key}")
+def augment_shard(work_dir: str, shard_key: str, workers: int) -> dict[str, Any]:
+    """Measure the clips of one manifest shard (a pool of single-threaded workers)."""
+    report = stages.augment(WorkDir(Path(work_dir)), shard_keys=[shard_key], workers=workers)
+    return report.model_dump(mode="json")
+
+
 @flow(name="build-musicqa", log_prints=False)
 def build_musicqa(
     work_dir: str = "out/musicqa-demo",
@@ -46,6 +53,7 @@ def build_musicqa(
     source_options: dict[str, dict[str, Any]] | None = None,
     demo_dir: str | None = None,
     stages_to_run: list[str] | None = None,
+    augment_workers: int = 2,
 ) -> dict[str, Any]:
     """Build a MusicQA dataset.
 
@@ -60,6 +68,8 @@ def build_musicqa(
         Source name → options (see ``qagen sources`` / each source's ``Options``).
     stages_to_run
         Subset of the pipeline stages; default: every implemented stage.
+    augment_workers
+        Worker processes per augment task (one thread each).
     """
     logger = logging.getLogger("build-musicqa")
     wanted = list(stages_to_run or IMPLEMENTED)
@@ -82,8 +92,33 @@ def build_musicqa(
                     "dropped": sum(r["dropped"].values())} for n, r in summary["ingest"].items()],
             description="Clips ingested per source",
         )
+    if "augment" in wanted:
+        keys = list(WorkDir(Path(work_dir)).manifest_shards("clips"))
+        # One task per shard, run one after another: each already uses every core.
+        reports = [augment_shard.submit(work_dir, key, augment_workers).result() for key in keys]
+        summary["augment"] = _sum_reports(reports)
+        create_table_artifact(
+            key="augment-summary",
+            table=[{"what": k, "count": v} for k, v in summary["augment"].items()
+                   if isinstance(v, int)],
+            description="Clips measured by the augment stage",
+        )
     logger.info("build-musicqa ran stages %s into %s", wanted, work_dir)
     return summary
+
+
+def _sum_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add up per-shard stage reports (counts by key, seconds)."""
+    total: dict[str, Any] = {"shards": 0, "shards_reused": 0, "items_in": 0, "items_out": 0,
+                             "seconds": 0.0, "counts": {}, "skipped": {}, "rejected": {}}
+    for r in reports:
+        for k in ("shards", "shards_reused", "items_in", "items_out", "seconds"):
+            total[k] += r[k]
+        for k in ("counts", "skipped", "rejected"):
+            for reason, n in r[k].items():
+                total[k][reason] = total[k].get(reason, 0) + n
+    total["seconds"] = round(total["seconds"], 3)
+    return total
 
 
 def _main() -> None:
@@ -95,10 +130,11 @@ def _main() -> None:
                            stages_to_run=args.stages.split(",") if args.stages else None)
     manifests = WorkDir(Path(args.out)).manifest_shards("clips")
     total = sum(r["clips"] for r in result["ingest"].values())
-    logging.getLogger("build-musicqa").info("done")
-    print(json.dumps({"stages_ran": result["stages"], "clips": total,  # noqa: T201
-                      "clip_shards": len(manifests), "work_dir": str(Path(args.out).resolve())},
-                     indent=2))
+    done = {"stages_ran": result["stages"], "clips": total, "clip_shards": len(manifests),
+            "work_dir": str(Path(args.out).resolve())}
+    if "augment" in result:
+        done["features"] = result["augment"]["counts"]
+    print(json.dumps(done, indent=2))  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -103,6 +103,88 @@ def ingest(
         out.print(f"missing audio listed in {WorkDir(work).missing_audio_list(source)}")
 
 
+@app.command()
+def augment(
+    work: Annotated[Path, typer.Option(help="Work directory (after ingest).")] = Path("work"),
+    workers: Annotated[int, typer.Option(help="Worker processes, one thread each.")] = 2,
+    cache: Annotated[bool, typer.Option(help="Reuse measurements by audio hash.")] = True,
+    max_duration_s: Annotated[
+        float | None, typer.Option(help="Analyse at most this much of each clip.")
+    ] = None,
+) -> None:
+    """Measure tempo, beats/downbeats/meter, key, chords, loudness → manifests/features-*."""
+    from qagen.augment.stage import augment as run_augment
+    from qagen.config import AugmentConfig
+    from qagen.workdir import WorkDir
+
+    wd = WorkDir(work)
+    total = sum(1 for _ in wd.manifest_shards("clips"))
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]augment"),
+        TextColumn("{task.completed} clips"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("augment", total=None)
+        report = run_augment(
+            wd,
+            config=AugmentConfig(max_duration_s=max_duration_s),
+            workers=workers,
+            cache=cache,
+            on_item=lambda: progress.advance(task),
+        )
+    table = Table(title=f"augment ({report.seconds:.1f} s, {total} shards)")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("clips in", str(report.items_in))
+    table.add_row("feature rows", str(report.items_out))
+    for reason, n in report.skipped.items():
+        table.add_row(f"skipped: {reason}", str(n))
+    for reason, n in report.rejected.items():
+        table.add_row(f"rejected: {reason}", str(n))
+    for status, n in report.counts.items():
+        table.add_row(f"status {status}", str(n))
+    table.add_row("shards (reused)", f"{report.shards} ({report.shards_reused})")
+    out.print(table)
+
+
+@app.command("eval-augment")
+def eval_augment(
+    truth: Annotated[Path, typer.Option(help="truth.jsonl (the demo corpus writes one).")],
+    work: Annotated[Path, typer.Option(help="Work directory (after augment).")] = Path("work"),
+    out_json: Annotated[Path | None, typer.Option("--out", help="Write scores as JSON.")] = None,
+) -> None:
+    """Score the features against ground truth with mir_eval (tempo, key, chords, beats)."""
+    from qagen.augment.evaluate import evaluate_augment
+    from qagen.manifest import write_json_atomic
+    from qagen.workdir import WorkDir
+
+    scores = evaluate_augment(WorkDir(work), truth)
+    table = Table(
+        title=f"augment vs truth ({scores.clips_scored} clips, "
+        f"{scores.clips_missing} without features)"
+    )
+    for col in ("metric", "qagen", "bare madmom"):
+        table.add_column(col, justify="right" if col != "metric" else "left")
+    table.add_row(
+        "tempo Acc1 (4 %)", f"{scores.tempo_acc1:.3f}", f"{scores.tempo_acc1_tcn_only:.3f}"
+    )
+    table.add_row("tempo Acc2", f"{scores.tempo_acc2:.3f}", f"{scores.tempo_acc2_tcn_only:.3f}")
+    table.add_row(
+        "key (MIREX weighted)", f"{scores.key_weighted:.3f}", f"{scores.key_weighted_cnn_only:.3f}"
+    )
+    table.add_row("chords majmin", f"{scores.chords_majmin:.3f}", "same")
+    table.add_row("beat F", f"{scores.beat_f:.3f}", "same")
+    table.add_row("downbeat F", f"{scores.downbeat_f:.3f}", "same")
+    table.add_row("meter accuracy", f"{scores.meter_accuracy:.3f}", "same")
+    out.print(table)
+    target = out_json or WorkDir(work).reports / "eval-augment.json"
+    write_json_atomic(target, scores.model_dump(mode="json"))
+    out.print(f"scores written to {target}")
+
+
 @app.command("demo-corpus")
 def demo_corpus(
     out_dir: Annotated[Path, typer.Argument(help="Where to write the corpus.")],

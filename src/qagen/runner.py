@@ -46,6 +46,9 @@ class StageReport(BaseModel):
     items_out: int = 0
     skipped: dict[str, int] = Field(default_factory=dict, description="Not attempted, by reason.")
     rejected: dict[str, int] = Field(default_factory=dict, description="Failed items, by reason.")
+    counts: dict[str, int] = Field(
+        default_factory=dict, description="Output rows by the stage's own label (e.g. status)."
+    )
     seconds: float = 0.0
 
 
@@ -106,6 +109,7 @@ def run_stage(
     shard_keys: Sequence[str] | None = None,
     strict: bool = False,
     on_item: Callable[[], None] | None = None,
+    label: Callable[[Out], str] | None = None,
 ) -> StageReport:
     """Run ``item_fn`` over every clip of the clip manifest, shard by shard.
 
@@ -122,12 +126,14 @@ def run_stage(
         Restrict to these input shards (the flow maps one task per shard); default all.
     strict
         Re-raise per-item exceptions instead of recording ``internal_error``.
+    label
+        ``output row → label`` counted into the report (e.g. a status field).
     """
     t0 = time.perf_counter()
     inputs = work.manifest_shards("clips")
     keys = list(inputs) if shard_keys is None else list(shard_keys)
     report = StageReport(stage=stage)
-    totals = {k: Counter[str]() for k in ("skipped", "rejected")}
+    totals = {k: Counter[str]() for k in ("skipped", "rejected", "counts")}
     guarded = GuardedItem(item_fn, stage, strict)
     do_map = mapper or map
     for key in keys:
@@ -138,7 +144,7 @@ def run_stage(
         meta = _done(marker, fingerprint, out_path)
         if meta is None:
             meta = _run_shard(work, key, in_path, out_path, guarded, do_map, skip, output_model,
-                              on_item)
+                              on_item, label)
             meta["fingerprint"] = fingerprint
             meta["stage_version"] = version
             write_json_atomic(marker, meta)
@@ -148,11 +154,12 @@ def run_stage(
         report.items_in += int(meta["items_in"])  # type: ignore[call-overload]
         report.items_out += int(meta["items_out"])  # type: ignore[call-overload]
         for kind in totals:
-            totals[kind].update(meta[kind])  # type: ignore[arg-type]
+            totals[kind].update(meta.get(kind, {}))  # type: ignore[arg-type]
     if shard_keys is None:
         _remove_orphans(work, stage, output_kind, keep=set(keys))
     report.skipped = dict(sorted(totals["skipped"].items()))
     report.rejected = dict(sorted(totals["rejected"].items()))
+    report.counts = dict(sorted(totals["counts"].items()))
     report.seconds = round(time.perf_counter() - t0, 3)
     log.info("%s: %d shards (%d reused), %d in, %d out, skipped %s, rejected %s", stage,
              report.shards, report.shards_reused, report.items_in, report.items_out,
@@ -163,7 +170,7 @@ def run_stage(
 def _run_shard(
     work: WorkDir, key: str, in_path: Path, out_path: Path, guarded: GuardedItem[Out],
     do_map: Mapper, skip: Callable[[Clip], str | None] | None, output_model: type[Out],
-    on_item: Callable[[], None] | None,
+    on_item: Callable[[], None] | None, label: Callable[[Out], str] | None,
 ) -> dict[str, object]:
     t0 = time.perf_counter()
     clips = read_records(in_path, Clip)
@@ -196,6 +203,7 @@ def _run_shard(
         rej_path.unlink(missing_ok=True)
     return {"items_in": len(clips), "items_out": len(outputs), "skipped": dict(skipped),
             "rejected": dict(Counter(r.reason for r in rejections)),
+            "counts": dict(Counter(label(o) for o in outputs)) if label else {},
             "seconds": round(time.perf_counter() - t0, 3)}
 
 

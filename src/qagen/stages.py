@@ -1,6 +1,7 @@
 """The public stage functions. The CLI and the Prefect flow are thin shells over these."""
 
+from qagen.augment.stage import augment
 from qagen.demo.corpus import write_demo_corpus
 from qagen.ingest import IngestReport, ingest
 
-__all__ = ["IngestReport", "ingest", "write_demo_corpus"]
+__all__ = ["IngestReport", "augment", "ingest", "write_demo_corpus"]

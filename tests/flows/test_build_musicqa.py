@@ -17,7 +17,9 @@ pytestmark = pytest.mark.slow
 def flow_module() -> Iterator[ModuleType]:
     from prefect.testing.utilities import prefect_test_harness
 
-    spec = importlib.util.spec_from_file_location("build_musicqa", REPO / "flows" / "build_musicqa.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_musicqa", REPO / "flows" / "build_musicqa.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules["build_musicqa"] = module
@@ -26,16 +28,34 @@ def flow_module() -> Iterator[ModuleType]:
         yield module
 
 
-def test_flow_builds_the_clip_manifest_from_the_demo_corpus(
+def test_flow_builds_manifests_and_features_that_meet_the_accuracy_targets(
     flow_module: ModuleType, tmp_path: Path
 ) -> None:
-    summary = flow_module.build_musicqa(work_dir=str(tmp_path / "out"),
-                                        demo_dir=str(tmp_path / "demo"),
-                                        stages_to_run=["ingest"])
-    assert summary["stages"] == ["ingest"]
+    from qagen.augment.evaluate import evaluate_augment
+    from qagen.workdir import WorkDir
+
+    out, demo = tmp_path / "out", tmp_path / "demo"
+    summary = flow_module.build_musicqa(work_dir=str(out), demo_dir=str(demo))
+    assert summary["stages"] == ["ingest", "augment"]
     assert set(summary["ingest"]) == {"musiccaps", "mtt", "fma", "musicnet", "audiofolder"}
     assert sum(r["clips"] for r in summary["ingest"].values()) == 26
-    assert len(list((tmp_path / "out" / "manifests").glob("clips-*.parquet"))) == 5
+    assert len(list((out / "manifests").glob("clips-*.parquet"))) == 5
+    assert summary["augment"]["counts"] == {"ok": 26}
+    # The targets of the augment issue, on rendered audio with known truth.
+    scores = evaluate_augment(WorkDir(out), demo / "truth.jsonl")
+    assert scores.clips_scored == 26
+    assert scores.tempo_acc1 >= 0.95 and scores.tempo_acc2 >= 0.99
+    assert scores.key_weighted >= 0.9
+    assert scores.chords_majmin >= 0.9
+    assert scores.downbeat_f >= 0.9 and scores.beat_f >= 0.9
+    # ...and the decisions beat bare madmom where it is known to fail (TCN half-time above
+    # ~120 BPM); the key CNN is right on every demo clip, and the re-ranking must not hurt it
+    # (its gain on CNN confusions is asserted in tests/augment/test_decisions.py).
+    assert scores.tempo_acc1 > scores.tempo_acc1_tcn_only
+    assert scores.key_weighted >= scores.key_weighted_cnn_only
+    # A second run reuses every shard.
+    again = flow_module.build_musicqa(work_dir=str(out), demo_dir=str(demo))
+    assert again["augment"]["shards_reused"] == again["augment"]["shards"] == 5
 
 
 def test_flow_refuses_unknown_stages(flow_module: ModuleType, tmp_path: Path) -> None:

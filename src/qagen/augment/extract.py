@@ -90,21 +90,30 @@ def measure_clip(
             raise ValueError("decoded audio contains NaN or infinity")
     except (OSError, RuntimeError, ValueError) as exc:  # LibsndfileError is a RuntimeError
         return done(FeatureStatus.decode_error, error=f"{type(exc).__name__}: {exc}")
-    if config.max_duration_s is not None:
-        y = y[: int(config.max_duration_s * config.sr)]
     facts: dict[str, object] = {"native_sr": int(info.samplerate),
                                 "native_channels": int(info.channels),
                                 "duration_s": round(len(y) / config.sr, 3)}
+    expected_s = (clip.end_s if clip.end_s is not None else info.duration) - clip.start_s
+    if len(y) / config.sr < 0.98 * expected_s - 0.1:
+        # A cut-off download: the header promises more than the file holds. Keep what decodes.
+        facts["error"] = (f"truncated: decoded {len(y) / config.sr:.2f} s of the "
+                          f"{expected_s:.2f} s the file or clip window promises")
+    if config.max_duration_s is not None:
+        y = y[: int(config.max_duration_s * config.sr)]
+        facts["duration_s"] = round(len(y) / config.sr, 3)
     if len(y) == 0:
+        facts.pop("error", None)
         return done(FeatureStatus.empty, error="no samples in the clip window", **facts)
     loud = estimate_loudness(y, sr=config.sr)
     facts |= {"loudness_lufs": loud.lufs, "peak_dbfs": loud.peak_dbfs,
               "is_silent": loud.is_silent}
     if len(y) < config.min_duration_s * config.sr:
+        facts.pop("error", None)
         return done(FeatureStatus.too_short, **facts,
                     error=f"{len(y) / config.sr:.2f} s is shorter than the "
                     f"{config.min_duration_s} s the analysers need")
     if loud.is_silent:
+        facts.pop("error", None)
         return done(FeatureStatus.silent, **facts,
                     error=f"silent (peak {loud.peak_dbfs} dBFS, loudness {loud.lufs} LUFS)")
     if models is None:

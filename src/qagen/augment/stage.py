@@ -191,4 +191,4 @@ def augment(
         return run_stage(work, analyser, stage=STAGE, version=STAGE_VERSION,
                          output_kind="features", output_model=ClipFeatures, config=config,
                          skip=skip_unreadable, mapper=mapper, shard_keys=shard_keys,
-                         strict=strict, on_item=on_item)
+                         strict=strict, on_item=on_item, label=lambda f: f.status.value)

@@ -49,7 +49,10 @@ class ClipFeatures(BaseModel):
     clip_id: str
     source: str
     status: FeatureStatus
-    error: str | None = Field(default=None, description="Readable reason when status is not ok.")
+    error: str | None = Field(
+        default=None,
+        description="Readable reason when status is not ok; a warning (truncated file) if ok.",
+    )
     audio_sha256: str | None = None
     duration_s: float | None = None
     native_sr: int | None = Field(default=None, description="Sample rate of the file.")

@@ -1,0 +1,97 @@
+"""The pure decision rules: chord spelling, key re-ranking, tempo octave choice, loudness."""
+
+import numpy as np
+import pytest
+
+from qagen.augment.chords import chord_segments, spell_chord
+from qagen.augment.key import KEY_LABELS, decide_key
+from qagen.augment.loudness import estimate_loudness
+from qagen.augment.tempo import decide_tempo, relation
+from qagen.records.features import ChordSegment, TempoAgreement
+
+
+@pytest.mark.parametrize(
+    ("label", "key", "spelled"),
+    [("A#:maj", "Bb major", "Bb major"), ("A#:maj", "F minor", "Bb major"),
+     ("A#:maj", "B major", "A# major"), ("C#:min", "E major", "C# minor"),
+     ("C#:maj", "Db major", "Db major"), ("D#:maj", "C minor", "Eb major"),
+     ("G#:maj", "A minor", "Ab major"), ("F#:min", "A major", "F# minor"),
+     ("N", "C major", "no chord"), ("G:maj", None, "G major")],
+)
+def test_chords_are_spelled_for_the_key(label: str, key: str | None, spelled: str) -> None:
+    assert spell_chord(label, key=key) == spelled
+
+
+def test_chord_segments_merge_repeats_and_blips() -> None:
+    raw = [(0.0, 2.0, "C:maj"), (2.0, 2.1, "C:min"), (2.1, 4.0, "C:maj"), (4.0, 6.0, "G:maj")]
+    segs = chord_segments(raw, key="C major", min_duration_s=0.25)
+    assert [(s.start_s, s.end_s, s.label) for s in segs] == [(0.0, 4.0, "C:maj"),
+                                                             (4.0, 6.0, "G:maj")]
+
+
+def probs_for(**p: float) -> np.ndarray:
+    out = np.full(24, 1e-3)
+    for name, value in p.items():
+        out[KEY_LABELS.index(name.replace("_", " ").replace("sharp", "#"))] = value
+    return out / out.sum()
+
+
+def segs(*labels: str, bar: float = 2.0) -> list[ChordSegment]:
+    return [ChordSegment(start_s=i * bar, end_s=(i + 1) * bar, label=lab, spelled="")
+            for i, lab in enumerate(labels)]
+
+
+def test_minor_progression_overrules_a_relative_major_cnn() -> None:
+    # CNN leans C major; i–iv–V–i in A minor (E major = harmonic-minor dominant) says A minor.
+    probs = probs_for(C_major=0.6, A_minor=0.35)
+    decision = decide_key(probs, segs("A:min", "D:min", "E:maj", "A:min") * 2)
+    assert (decision.key, decision.cnn_key) == ("A minor", "C major")
+    assert 0.5 < decision.confidence <= 1.0
+
+
+def test_mediant_error_of_the_cnn_is_corrected() -> None:
+    # Measured on the demo corpus: CNN said D major for F# minor i–VI–iv–V.
+    probs = probs_for(D_major=0.539, Fsharp_major=0.396, Fsharp_minor=0.016)
+    decision = decide_key(probs, segs("F#:min", "D:maj", "B:min", "C#:maj") * 2 + segs("F#:min"))
+    assert decision.key == "F# minor"
+
+
+def test_without_chords_the_cnn_stands() -> None:
+    probs = probs_for(E_major=0.7, Csharp_minor=0.2)
+    assert decide_key(probs, []).key == "E major"
+    assert decide_key(probs, segs("N")).key == "E major"
+
+
+def test_a_confident_cnn_is_not_overturned_by_ambiguous_chords() -> None:
+    probs = probs_for(G_major=0.9)
+    assert decide_key(probs, segs("G:maj", "C:maj", "D:maj", "G:maj")).key == "G major"
+
+
+def test_tempo_octave_follows_the_beat_tracker_and_librosa() -> None:
+    tcn = np.array([[75.1, 0.9], [150.2, 0.05]])  # TCN's half-time error
+    d = decide_tempo(tcn, beats_bpm=150.0, librosa_bpm=152.0)
+    assert d.bpm == pytest.approx(150.0, rel=0.02)
+    assert d.agreement is TempoAgreement.octave
+    d = decide_tempo(np.array([[98.0, 0.9]]), beats_bpm=98.5, librosa_bpm=97.0)
+    assert d.bpm == pytest.approx(98.0, rel=0.01) and d.agreement is TempoAgreement.agree
+    assert d.confidence is not None and d.confidence > 0.5
+
+
+def test_tempo_degenerate_inputs() -> None:
+    assert decide_tempo(np.empty((0, 2)), beats_bpm=None, librosa_bpm=None).bpm is None
+    single = decide_tempo(np.empty((0, 2)), beats_bpm=120.0, librosa_bpm=None)
+    assert single.bpm == 120.0 and single.agreement is TempoAgreement.single
+    assert relation(120.0, 61.0) is TempoAgreement.octave
+    assert relation(120.0, 97.0) is TempoAgreement.disagree
+
+
+def test_loudness_and_silence_gate() -> None:
+    sr = 44100
+    t = np.arange(sr * 3) / sr
+    tone = estimate_loudness((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr=sr)
+    assert tone.lufs == pytest.approx(-9.8, abs=0.5) and not tone.is_silent
+    assert tone.peak_dbfs == pytest.approx(-6.02, abs=0.01)
+    assert estimate_loudness(np.zeros(sr * 3, np.float32), sr=sr).is_silent
+    hiss = estimate_loudness((1e-5 * np.random.default_rng(0).standard_normal(sr * 3)
+                              ).astype(np.float32), sr=sr)
+    assert hiss.is_silent and hiss.lufs is None
