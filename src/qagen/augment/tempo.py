@@ -55,6 +55,19 @@ def relation(a: float, b: float) -> TempoAgreement:
     return TempoAgreement.disagree
 
 
+def agreement_of(estimates: list[float], chosen: float) -> TempoAgreement:
+    """How the estimators stand toward the chosen tempo (a hedge signal for questions)."""
+    if len(estimates) == 1:
+        return TempoAgreement.single
+    rels = [relation(e, chosen) for e in estimates]
+    agreeing = rels.count(TempoAgreement.agree)
+    if agreeing == len(rels):
+        return TempoAgreement.agree
+    if TempoAgreement.disagree not in rels:
+        return TempoAgreement.octave
+    return TempoAgreement.majority if agreeing >= 2 else TempoAgreement.disagree
+
+
 def _histogram_mass(tempi: np.ndarray, bpm: float) -> float:
     if tempi.size == 0:
         return 0.0
@@ -109,11 +122,5 @@ def decide_tempo(
         if _close(est, chosen):
             chosen = est
             break
-    if len(estimates) == 1:
-        agreement = TempoAgreement.single
-    else:
-        rels = {relation(a, b) for i, a in enumerate(estimates) for b in estimates[i + 1:]}
-        agreement = (TempoAgreement.disagree if TempoAgreement.disagree in rels else
-                     TempoAgreement.octave if TempoAgreement.octave in rels else
-                     TempoAgreement.agree)
+    agreement = agreement_of(estimates, chosen)
     return TempoDecision(bpm=round(chosen, 2), confidence=round(conf, 4), agreement=agreement)

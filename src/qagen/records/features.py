@@ -21,8 +21,9 @@ class TempoAgreement(StrEnum):
     """How the tempo estimators relate: a hedge signal for question generation."""
 
     agree = "agree"  # all within 4 %
+    majority = "majority"  # two agree on the chosen tempo, a third says something unrelated
     octave = "octave"  # differ by a factor of 2 (or 3 in triple meter): half/double ambiguity
-    disagree = "disagree"  # no simple ratio: low trust
+    disagree = "disagree"  # no simple ratio and no two agree: low trust
     single = "single"  # only one estimator produced a value
 
 
