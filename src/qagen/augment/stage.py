@@ -115,11 +115,20 @@ def skip_unreadable(clip: Clip) -> str | None:
 _WORKER: dict[str, ClipAnalyser] = {}
 
 
-def _init_worker(analyser: ClipAnalyser) -> None:
+def _init_worker(analyser: ClipAnalyser, lock_path: Path) -> None:
     for var in _THREAD_VARS:
         os.environ[var] = "1"
     _WORKER["analyser"] = analyser
     analyser.models  # noqa: B018 - load the networks once, before the first clip
+    if analyser.config.use_librosa_tempo:
+        import fcntl
+
+        # One worker at a time warms librosa's numba cache: a cold parallel compile once
+        # corrupted it and beat tracking then segfaulted (FACTS.md). Later ones hit the cache.
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            warm_librosa()
 
 
 def _analyse_in_worker(clip: Clip) -> list[Any]:
@@ -129,8 +138,7 @@ def _analyse_in_worker(clip: Clip) -> list[Any]:
 
 
 def warm_librosa() -> None:
-    """Compile librosa's numba kernels once in the parent (a cold parallel compile once
-    corrupted the cache and crashed beat tracking, FACTS.md)."""
+    """Run librosa's tempo path once so its numba kernels are compiled (and cached)."""
     import numpy as np
 
     from qagen.augment.extract import librosa_tempo
@@ -140,8 +148,12 @@ def warm_librosa() -> None:
 
 
 @contextmanager
-def _pool_mapper(analyser: ClipAnalyser, workers: int) -> Iterator[Callable[..., Any] | None]:
+def _pool_mapper(
+    analyser: ClipAnalyser, workers: int, lock_path: Path
+) -> Iterator[Callable[..., Any] | None]:
     if workers <= 1:
+        if analyser.config.use_librosa_tempo:
+            warm_librosa()
         yield None
         return
     ctx = mp.get_context("spawn")
@@ -149,7 +161,7 @@ def _pool_mapper(analyser: ClipAnalyser, workers: int) -> Iterator[Callable[...,
     for var in _THREAD_VARS:  # spawned children read these before importing numpy
         os.environ[var] = "1"
     try:
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(analyser,)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(analyser, lock_path)) as pool:
             def mapper(_guarded: Any, clips: Any) -> Any:
                 return pool.imap(_analyse_in_worker, clips, chunksize=1)
 
@@ -185,9 +197,7 @@ def augment(
     analyser = ClipAnalyser(roots=roots, config=config,
                             cache_dir=(work.cache / STAGE) if cache else None,
                             versions=extractor_versions())
-    if config.use_librosa_tempo:
-        warm_librosa()
-    with _pool_mapper(analyser, workers) as mapper:
+    with _pool_mapper(analyser, workers, work.cache / "numba-warmup.lock") as mapper:
         return run_stage(work, analyser, stage=STAGE, version=STAGE_VERSION,
                          output_kind="features", output_model=ClipFeatures, config=config,
                          skip=skip_unreadable, mapper=mapper, shard_keys=shard_keys,
