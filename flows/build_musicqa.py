@@ -23,7 +23,7 @@ from qagen.workdir import WorkDir
 
 #: Stages in pipeline order; those not yet implemented are refused with a clear error.
 ALL_STAGES = ("ingest", "augment", "generate", "embed", "train", "publish")
-IMPLEMENTED = ("ingest", "augment")
+IMPLEMENTED = ("ingest", "augment", "generate")
 
 
 @task(name="demo-corpus")
@@ -46,6 +46,17 @@ def augment_shard(work_dir: str, shard_key: str, workers: int) -> dict[str, Any]
     return report.model_dump(mode="json")
 
 
+@task(name="generate")
+def generate_all(work_dir: str, backend: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Generate QA pairs over every shard with one backend instance (loaded once)."""
+    from qagen.config import GenerateConfig
+    from qagen.generate.backends import BackendConfig
+
+    report = stages.generate(WorkDir(Path(work_dir)), config=GenerateConfig(**config),
+                             backend_config=BackendConfig(**backend))
+    return {**report.model_dump(mode="json"), "first_try_valid_rate": report.first_try_valid_rate}
+
+
 @flow(name="build-musicqa", log_prints=False)
 def build_musicqa(
     work_dir: str = "out/musicqa-demo",
@@ -54,6 +65,8 @@ def build_musicqa(
     demo_dir: str | None = None,
     stages_to_run: list[str] | None = None,
     augment_workers: int = 2,
+    backend: dict[str, Any] | None = None,
+    generate_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build a MusicQA dataset.
 
@@ -70,6 +83,12 @@ def build_musicqa(
         Subset of the pipeline stages; default: every implemented stage.
     augment_workers
         Worker processes per augment task (one thread each).
+    backend
+        LLM backend settings (``qagen.generate.backends.BackendConfig`` fields), e.g.
+        ``{"backend": "vllm", "model": "meta-llama/Llama-2-7b-chat-hf"}``; default: the
+        packaged SmolLM2 through transformers.
+    generate_config
+        ``qagen.config.GenerateConfig`` fields (templates, sampling, seed, limits).
     """
     logger = logging.getLogger("build-musicqa")
     wanted = list(stages_to_run or IMPLEMENTED)
@@ -103,6 +122,16 @@ def build_musicqa(
                    if isinstance(v, int)],
             description="Clips measured by the augment stage",
         )
+    if "generate" in wanted:
+        summary["generate"] = generate_all(work_dir, backend or {}, generate_config or {})
+        g = summary["generate"]
+        create_table_artifact(
+            key="generate-summary",
+            table=[{"what": "accepted pairs", "count": g["accepted"]},
+                   {"what": "requests", "count": g["requests"]},
+                   *({"what": f"rejected: {k}", "count": v} for k, v in g["rejected"].items())],
+            description="QA pairs generated",
+        )
     logger.info("build-musicqa ran stages %s into %s", wanted, work_dir)
     return summary
 
@@ -134,6 +163,9 @@ def _main() -> None:
             "work_dir": str(Path(args.out).resolve())}
     if "augment" in result:
         done["features"] = result["augment"]["counts"]
+    if "generate" in result:
+        done["qa_pairs"] = result["generate"]["accepted"]
+        done["qa_rejected"] = result["generate"]["rejected"]
     print(json.dumps(done, indent=2))  # noqa: T201
 
 

@@ -185,6 +185,84 @@ def eval_augment(
     out.print(f"scores written to {target}")
 
 
+@app.command()
+def generate(
+    work: Annotated[Path, typer.Option(help="Work directory (after augment).")] = Path("work"),
+    backend: Annotated[str, typer.Option(help="transformers|vllm|openai|llamacpp")] = (
+        "transformers"
+    ),
+    model: Annotated[str, typer.Option(help="HF id, local dir, or the packaged default.")] = (
+        "smollm2-135m-instruct"
+    ),
+    templates: Annotated[str | None, typer.Option(help="Comma-separated template ids.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Requests per forward batch.")] = 8,
+    base_url: Annotated[str | None, typer.Option(help="openai backend: server URL.")] = None,
+    server_kind: Annotated[str, typer.Option(help="openai backend: vllm|llamacpp|openai.")] = (
+        "vllm"
+    ),
+    tensor_parallel_size: Annotated[int, typer.Option(help="vllm: GPUs per replica.")] = 1,
+    max_clips_per_shard: Annotated[int | None, typer.Option(help="Quick runs.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Completion token limit.")] = 512,
+    temperature: Annotated[float, typer.Option()] = 0.7,
+    seed: Annotated[int, typer.Option()] = 0,
+    cache: Annotated[bool, typer.Option(help="Reuse cached completions.")] = True,
+) -> None:
+    """Generate QA / instruction pairs with an LLM → WORK/qa/*.parquet (+ qa_rejected/)."""
+    from qagen.config import GenerateConfig
+    from qagen.generate.backends import BackendConfig
+    from qagen.generate.stage import generate as run_generate
+    from qagen.workdir import WorkDir
+
+    cfg = GenerateConfig(
+        templates=[t.strip() for t in templates.split(",")] if templates else None,
+        max_clips_per_shard=max_clips_per_shard,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+    )
+    bcfg = BackendConfig(
+        backend=backend,
+        model=model,
+        batch_size=batch_size,
+        base_url=base_url,
+        server_kind=server_kind,
+        tensor_parallel_size=tensor_parallel_size,
+    )
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]generate"),
+        TextColumn("{task.completed} shards"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("generate", total=None)
+        report = run_generate(
+            WorkDir(work),
+            config=cfg,
+            backend_config=bcfg,
+            cache=cache,
+            on_shard=lambda _k: progress.advance(task),
+        )
+    table = Table(
+        title=f"generate ({report.seconds:.1f} s, backend {report.backend_seconds:.1f} s)"
+    )
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("clips", str(report.clips))
+    table.add_row("requests (cache hits)", f"{report.requests} ({report.cache_hits})")
+    table.add_row("valid on first try", f"{report.first_try_valid_rate:.1%}")
+    table.add_row("accepted pairs", str(report.accepted))
+    for kind, n in sorted(report.by_kind.items()):
+        table.add_row(f"  kind {kind}", str(n))
+    for reason, n in sorted(report.rejected.items()):
+        table.add_row(f"rejected: {reason}", str(n))
+    for reason, n in sorted(report.skipped.items()):
+        table.add_row(f"skipped: {reason}", str(n))
+    table.add_row("completion tokens", str(report.completion_tokens))
+    out.print(table)
+
+
 @app.command("demo-corpus")
 def demo_corpus(
     out_dir: Annotated[Path, typer.Argument(help="Where to write the corpus.")],

@@ -21,3 +21,21 @@ class AugmentConfig(BaseModel):
     tempo_octave_decision: bool = Field(
         default=True, description="Choose the tempo octave by votes (False: TCN's top peak)."
     )
+
+
+class GenerateConfig(BaseModel):
+    """Parameters of the generate stage that change its output (the backend is separate)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    templates: list[str] | None = Field(default=None, description="Template ids; None = all.")
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=512, ge=16)
+    repetition_penalty: float = Field(default=1.05, ge=1.0)
+    seed: int = 0
+    max_attempts: int = Field(default=3, ge=1, description="Tries per request on parse failure.")
+    request_batch: int = Field(default=512, ge=1, description="Requests per backend call.")
+    max_clips_per_shard: int | None = Field(
+        default=None, ge=1, description="Cap clips per shard (quick demo runs)."
+    )
+    near_duplicate_threshold: float = Field(default=0.85, gt=0, le=1)

@@ -85,7 +85,8 @@ def stage_fingerprint(stage: str, version: str, config: BaseModel | None, input_
     return h.hexdigest()
 
 
-def _done(marker: Path, fingerprint: str, output: Path) -> dict[str, object] | None:
+def shard_done(marker: Path, fingerprint: str, output: Path) -> dict[str, object] | None:
+    """The marker's contents when the shard is finished with this fingerprint, else None."""
     if not (marker.is_file() and output.is_file()):
         return None
     try:
@@ -141,7 +142,7 @@ def run_stage(
         out_path = work.manifest_shard(output_kind, key)
         marker = work.marker(stage, key)
         fingerprint = stage_fingerprint(stage, version, config, in_path)
-        meta = _done(marker, fingerprint, out_path)
+        meta = shard_done(marker, fingerprint, out_path)
         if meta is None:
             meta = _run_shard(work, key, in_path, out_path, guarded, do_map, skip, output_model,
                               on_item, label)

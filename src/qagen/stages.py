@@ -2,6 +2,7 @@
 
 from qagen.augment.stage import augment
 from qagen.demo.corpus import write_demo_corpus
+from qagen.generate.stage import generate
 from qagen.ingest import IngestReport, ingest
 
-__all__ = ["IngestReport", "augment", "ingest", "write_demo_corpus"]
+__all__ = ["IngestReport", "augment", "generate", "ingest", "write_demo_corpus"]

@@ -55,6 +55,14 @@ class WorkDir:
                 out[key] = path
         return out
 
+    def qa_shard(self, key: str) -> Path:
+        """Accepted QA pairs of one shard."""
+        return self.root / "qa" / f"qa-{key}.parquet"
+
+    def qa_rejected_shard(self, key: str) -> Path:
+        """Rejected QA pairs (and failed responses) of one shard, with reasons."""
+        return self.root / "qa_rejected" / f"qa_rejected-{key}.parquet"
+
     def rejects_shard(self, stage: str, key: str) -> Path:
         """Rejections a stage recorded for one shard."""
         return self.rejects / f"{stage}-{key}.parquet"

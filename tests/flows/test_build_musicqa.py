@@ -35,8 +35,9 @@ def test_flow_builds_manifests_and_features_that_meet_the_accuracy_targets(
     from qagen.workdir import WorkDir
 
     out, demo = tmp_path / "out", tmp_path / "demo"
-    summary = flow_module.build_musicqa(work_dir=str(out), demo_dir=str(demo))
-    assert summary["stages"] == ["ingest", "augment"]
+    stages = ["ingest", "augment"]
+    summary = flow_module.build_musicqa(work_dir=str(out), demo_dir=str(demo), stages_to_run=stages)
+    assert summary["stages"] == stages
     assert set(summary["ingest"]) == {"musiccaps", "mtt", "fma", "musicnet", "audiofolder"}
     assert sum(r["clips"] for r in summary["ingest"].values()) == 26
     assert len(list((out / "manifests").glob("clips-*.parquet"))) == 5
@@ -54,7 +55,7 @@ def test_flow_builds_manifests_and_features_that_meet_the_accuracy_targets(
     assert scores.tempo_acc1 > scores.tempo_acc1_tcn_only
     assert scores.key_weighted >= scores.key_weighted_cnn_only
     # A second run reuses every shard.
-    again = flow_module.build_musicqa(work_dir=str(out), demo_dir=str(demo))
+    again = flow_module.build_musicqa(work_dir=str(out), demo_dir=str(demo), stages_to_run=stages)
     assert again["augment"]["shards_reused"] == again["augment"]["shards"] == 5
 
 

@@ -2,12 +2,16 @@
 
 from qagen.records.clip import AudioStatus, Clip, Split
 from qagen.records.features import ChordSegment, ClipFeatures, FeatureStatus, TempoAgreement
+from qagen.records.qa import QARecord, QARejected
 from qagen.records.rejection import Rejection
 
 #: Every record model whose JSON Schema is exported to ``schemas/``.
-RECORD_MODELS = {"clip": Clip, "clip_features": ClipFeatures, "rejection": Rejection}
+RECORD_MODELS = {
+    "clip": Clip, "clip_features": ClipFeatures, "qa_record": QARecord,
+    "qa_rejected": QARejected, "rejection": Rejection,
+}
 
 __all__ = [
     "RECORD_MODELS", "AudioStatus", "ChordSegment", "Clip", "ClipFeatures", "FeatureStatus",
-    "Rejection", "Split", "TempoAgreement",
+    "QARecord", "QARejected", "Rejection", "Split", "TempoAgreement",
 ]

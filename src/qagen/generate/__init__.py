@@ -1,0 +1,1 @@
+"""Generate: prompts + measured metadata → LLM (JSON-constrained) → validated, grounded QA."""

