@@ -34,6 +34,9 @@ LOW_METER_CONFIDENCE = 0.5
 #: "fast tempo" is rejected below this measured tempo, "slow tempo" above the next.
 FAST_CLAIM_MIN_BPM = 80.0
 SLOW_CLAIM_MAX_BPM = 140.0
+#: Octave relatives and estimator values outside this band are never accepted (a "300 BPM"
+#: claim is not excused by a measured 150 BPM with half/double ambiguity).
+PLAUSIBLE_BPM = (30.0, 250.0)
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ def accepted_tempi(features: ClipFeatures) -> list[float]:
 
     Why: half/double-time errors are the commonest tempo error, and the augment stage records
     when they are plausible (``tempo_agreement`` octave/disagree, low confidence). Then the
-    individual estimators' values and, in triple meter, third/triple tempo are accepted too.
+    individual estimators' values and, in triple meter, third/triple tempo are accepted too,
+    as long as they lie in the plausible band :data:`PLAUSIBLE_BPM`.
     """
     tempo = features.tempo_bpm
     if tempo is None:
@@ -171,6 +175,8 @@ def accepted_tempi(features: ClipFeatures) -> list[float]:
             out += [tempo / 3, tempo * 3]
         out += [t for t in (features.tempo_tcn_bpm, features.tempo_beats_bpm,
                             features.tempo_librosa_bpm) if t]
+        lo, hi = PLAUSIBLE_BPM
+        out = [tempo] + [t for t in out[1:] if lo <= t <= hi]
     return out
 
 
@@ -239,7 +245,8 @@ _CHORD_LIST = re.compile(
 _SYMBOL_TOKEN = re.compile(rf"([A-G][#♯b♭]?)({_SUFFIX})?{_BASS}")
 
 _CHORD_NOUNS = frozenset({"chord", "chords", "triad", "triads"})
-_KEY_NOUNS = frozenset({"key", "keys", "tonality", "scale", "mode", "tonal"})
+#: "scale" is in neither list: a C major scale run is common in pieces in other keys.
+_KEY_NOUNS = frozenset({"key", "keys", "tonality", "mode", "tonal"})
 _KEY_CUE = re.compile(
     r"(?:\bin|\bkey(?:\s+(?:of|is|signature(?:\s+of)?))?|\btonality(?:\s+(?:of|is))?"
     r"|\btonal\s+cent(?:er|re)\s+(?:of|is)|\bcent(?:er|re)d\s+(?:on|around)|\bhome\s+key\s+(?:of|is)"
@@ -247,7 +254,7 @@ _KEY_CUE = re.compile(
     re.I,
 )
 _CHORD_CONTEXT = re.compile(r"\b(?:chords?|triads?|progressions?|cadences?)\b", re.I)
-_KEY_CONTEXT = re.compile(r"\b(?:key|tonality|tonal|tonic|scale|relative)\b", re.I)
+_KEY_CONTEXT = re.compile(r"\b(?:key|tonality|tonal|tonic|relative)\b", re.I)
 _MODE_WORDS = {"major": "major", "maj": "major", "minor": "minor", "min": "minor"}
 
 
@@ -291,7 +298,7 @@ def _triad_quality(suffix: str) -> str | None:
 def _mention_role(sentence: str, start: int, end: int, *, kind: QAKind | None) -> str | None:
     """Is "X major/minor" here a key ("in A minor") or a chord ("an A minor chord")?
 
-    The next word decides first (chord/key/scale), then a key cue right before ("in", "key
+    The next word decides first (chord/key/tonality), then a key cue right before ("in", "key
     of"), then chord or key vocabulary elsewhere in the sentence, then the pair's kind. None
     means undecidable: the mention is not checked.
     """

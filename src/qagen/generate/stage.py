@@ -38,7 +38,7 @@ from qagen.generate.filters import (
     check_junk,
     check_leak,
     load_banned_phrases,
-    near_duplicate_indices,
+    question_similarity,
 )
 from qagen.generate.grounding import ground_pair
 from qagen.generate.prompts import Template, load_templates, render_messages
@@ -247,10 +247,11 @@ def _screen(gen: _Generator, req: _Request, items: list[QAItem], res: GenResult,
                     finding = (check.reason, check.detail)
                     break
         if finding is None:
-            dup = near_duplicate_indices([*seen_questions, item.question],
-                                         threshold=gen.config.near_duplicate_threshold)
-            if len(seen_questions) in dup:
-                finding = (GenerateReason.near_duplicate, "repeats an earlier question")
+            threshold = gen.config.near_duplicate_threshold
+            twin = next((q for q in seen_questions
+                         if question_similarity(q, item.question) >= threshold), None)
+            if twin is not None:
+                finding = (GenerateReason.near_duplicate, f"repeats the question {twin!r}")
         if finding is not None:
             out.rejected.append(QARejected(**base, reason=finding[0], detail=finding[1],
                                            question=item.question, answer=item.answer,
