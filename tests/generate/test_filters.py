@@ -169,3 +169,28 @@ def test_near_duplicates_compare_with_kept_questions_only() -> None:
 def test_threshold_one_drops_only_canonical_equals() -> None:
     questions = ["What key?", "what key", "What keys?", "What key is it in?"]
     assert near_duplicate_indices(questions, threshold=1.0) == {1, 2}
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "kind", "ok"),
+    [
+        ("What is the tempo?", "About 120 BPM, a brisk walk.", "tempo", True),
+        ("What is the key to understanding?", "It's all about where the beats lie.", "key",
+         False),
+        ("Which key is it in?", "It sits in D minor.", "key", True),
+        ("Which chords are used?", "It moves from A minor to E major.", "harmony", True),
+        ("How many episodes of this clip is it?", "It has sixteen episodes.", "mood", True),
+        ("Is this released in a specific country?", "It is produced in the United States.",
+         "genre", False),
+        ("Where could this music be played?", "In a quiet cafe.", "reasoning", True),
+        ("Which instruments can you hear?", "Mostly a warm electric piano.", "instrumentation",
+         True),
+    ],
+)
+def test_pairs_must_be_about_their_kind(question: str, answer: str, kind: str, ok: bool) -> None:
+    from qagen.generate.filters import check_kind
+
+    finding = check_kind(QAItem(question=question, answer=answer, kind=QAKind(kind)))
+    assert (finding is None) is ok
+    if not ok:
+        assert finding is not None and finding.reason is GenerateReason.kind_mismatch

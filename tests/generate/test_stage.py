@@ -6,29 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from qagen.augment.stage import augment
 from qagen.config import GenerateConfig
-from qagen.demo.corpus import write_demo_corpus
 from qagen.generate import stage as gen_stage
 from qagen.generate.backends import GenRequest
 from qagen.generate.stage import generate
-from qagen.ingest import ingest
 from qagen.manifest import iter_manifest
 from qagen.records.qa import QARecord, QARejected
 from qagen.workdir import WorkDir
 from tests.generate.scripted import ScriptedBackend, facts
-
-
-@pytest.fixture(scope="module")
-def measured(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two demo sources ingested and augmented once (copied per test)."""
-    root = tmp_path_factory.mktemp("gen")
-    corpus = write_demo_corpus(root / "demo", sources=["musiccaps", "musicnet"])
-    work = WorkDir(root / "work")
-    for name, path in corpus.sources.items():
-        ingest(name, Path(path), work=work, shard_size=3)
-    augment(work, workers=2, strict=True)
-    return work.root
 
 
 @pytest.fixture

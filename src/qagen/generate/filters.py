@@ -288,3 +288,47 @@ def near_duplicate_indices(questions: Sequence[str], *, threshold: float = 0.85)
         else:
             kept.append(question)
     return dropped
+
+
+#: What the answer of each kind must talk about, so a pair labelled "key"
+#: that only speaks of tempo — or of nothing musical at all — is not filed under the kind.
+_KIND_VOCABULARY: dict[QAKind, re.Pattern[str]] = {
+    kind: re.compile(pattern, re.I) for kind, pattern in {
+        QAKind.tempo: r"\btempo|\bbpm\b|beats? per minute|\bpace\b|\bspeed\b|\bfast|\bslow"
+                      r"|\bquick|\bbrisk|\bleisurely",
+        QAKind.rhythm: r"\brhythm|\bbeats?\b|\bmeter\b|\bmetre\b|\btime signature|\bbars?\b"
+                       r"|\bmeasures?\b|\bwaltz|\bgroove|\bsyncopat|\bdownbeat|\b\d/\d\b|\bpulse",
+        QAKind.key: r"\bkey\b|\bmajor\b|\bminor\b|\btonic|\btonal|\bscale\b|\bmode\b",
+        QAKind.harmony: r"\bchords?\b|\bharmon|\bprogression|\bcadence|\bmajor\b|\bminor\b"
+                        r"|\btriads?\b",
+        QAKind.instrumentation: r"\binstrument|\bpiano|\bguitar|\bdrum|\bbass\b|\bstrings?\b"
+                                r"|\borgan|\bsynth|\bviolin|\bcello|\bviola|\bvocal|\bvoice"
+                                r"|\bhorn|\bflute|\bsax|\btrumpet|\bpercussion|\bkeyboard"
+                                r"|\bensemble|\borchestra|\bplayed\b|\bplays\b|\bsing",
+    }.items()
+}
+#: Words that show a question is about the sound at all (for kinds without a vocabulary).
+_MUSIC_WORDS = re.compile(
+    r"\bmusic|\bsong|\bpiece\b|\btrack\b|\bclip\b|\baudio|\bsound|\bhear|\blisten|\bplay"
+    r"|\binstrument|\bmelod|\brhythm|\bbeat|\btempo|\bchord|\bkey\b|\bmood|\bfeel|\bstyle"
+    r"|\bgenre|\bdance|\bscene|\bsuit|\bcompos|\bperform|\bnote|\bharmon|\bdrum|\bguitar"
+    r"|\bpiano|\bvocal|\bsing", re.I)
+
+
+def check_kind(item: QAItem) -> Finding | None:
+    """A pair must be about its kind (and about the music at all).
+
+    Returns
+    -------
+    Finding | None
+        ``kind_mismatch`` naming the kind, or None.
+    """
+    pattern = _KIND_VOCABULARY.get(item.kind)
+    # The answer must carry it: "What is the key to understanding?" names no key.
+    if pattern is not None and not pattern.search(item.answer):
+        return Finding(GenerateReason.kind_mismatch,
+                       f"a {item.kind.value} pair that says nothing about {item.kind.value}")
+    if pattern is None and not _MUSIC_WORDS.search(item.question):
+        return Finding(GenerateReason.kind_mismatch,
+                       f"question is not about the music: {item.question!r}")
+    return None

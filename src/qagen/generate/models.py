@@ -20,8 +20,8 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
+import uuid
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -109,7 +109,9 @@ def resolve_model(model: str, *, cache_root: Path | None = None) -> str:
     gguf = packaged_gguf_path()
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temp_dirs(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    # os.mkdir honours the umask (mkdtemp would make the cache folder private, 0700).
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
     try:
         started = time.perf_counter()
         log.info("converting %s into %s (once; ~20-30 s)", gguf, target)

@@ -36,6 +36,7 @@ from qagen.generate.cache import RequestCache, request_key
 from qagen.generate.context import build_context
 from qagen.generate.filters import (
     check_junk,
+    check_kind,
     check_leak,
     load_banned_phrases,
     question_similarity,
@@ -242,7 +243,7 @@ def _screen(gen: _Generator, req: _Request, items: list[QAItem], res: GenResult,
                        f"kind {item.kind.value!r} not among {[k.value for k in t.meta.kinds]}")
         else:
             for check in (check_leak(item, clip=clip), check_junk(item, banned=gen.banned),
-                          ground_pair(item, clip=clip, features=req.features)):
+                          check_kind(item), ground_pair(item, clip=clip, features=req.features)):
                 if check is not None:
                     finding = (check.reason, check.detail)
                     break
