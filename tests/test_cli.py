@@ -54,5 +54,7 @@ def test_errors_exit_2_with_the_fix(
 
 def test_schemas_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert run_cli(monkeypatch, "schemas", "--out", str(tmp_path)) == 0
-    assert {p.name for p in tmp_path.iterdir()} == {
-        "clip.schema.json", "clip_features.schema.json", "rejection.schema.json"}
+    from qagen.records import RECORD_MODELS
+
+    assert {p.name for p in tmp_path.iterdir()} == {f"{n}.schema.json" for n in RECORD_MODELS}
+    assert {"clip", "clip_features", "qa_record", "qa_rejected", "rejection"} <= set(RECORD_MODELS)
