@@ -59,6 +59,28 @@ def test_flow_builds_manifests_and_features_that_meet_the_accuracy_targets(
     assert again["augment"]["shards_reused"] == again["augment"]["shards"] == 5
 
 
+def test_flow_generates_qa_with_the_embedded_default(
+    flow_module: ModuleType, tmp_path: Path
+) -> None:
+    pytest.importorskip("xgrammar")
+    out = tmp_path / "out"
+    summary = flow_module.build_musicqa(
+        work_dir=str(out),
+        demo_dir=str(tmp_path / "demo"),
+        sources=None,
+        stages_to_run=["ingest", "augment", "generate"],
+        generate_config={
+            "templates": ["llark_caption"],
+            "max_clips_per_shard": 1,
+            "max_tokens": 256,
+        },
+    )
+    g = summary["generate"]
+    assert g["requests"] == 5 and g["first_try_valid_rate"] >= 0.6
+    assert g["accepted"] + sum(g["rejected"].values()) >= 5
+    assert len(list((out / "qa").glob("qa-*.parquet"))) == 5
+
+
 def test_flow_refuses_unknown_stages(flow_module: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown stages"):
         flow_module.build_musicqa(work_dir=str(tmp_path), stages_to_run=["ingest", "dance"])

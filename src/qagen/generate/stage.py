@@ -223,7 +223,11 @@ def _parse(req: _Request, res: GenResult) -> list[QAItem] | tuple[GenerateReason
     except ValidationError as exc:
         err = exc.errors()[0]
         return GenerateReason.schema_invalid, f"{err['loc']}: {err['msg']}"
-    items = _items(req, parsed)
+    try:
+        items = _items(req, parsed)
+    except ValidationError as exc:  # e.g. a fixed answer too short to be a QAItem
+        err = exc.errors()[0]
+        return GenerateReason.schema_invalid, f"{err['loc']}: {err['msg']}"
     if isinstance(items, GenerateReason):
         n = len(parsed.answers)  # type: ignore[attr-defined]
         return items, f"{n} answers for {len(req.template.meta.questions)} questions"
@@ -286,8 +290,9 @@ def _missing(template: Template, clip: Clip, features: ClipFeatures | None) -> s
     return None
 
 
-def _run_shard(gen: _Generator, clips: list[Clip], features: dict[str, ClipFeatures]) -> _ShardOut:
-    out = _ShardOut()
+def _initial_requests(gen: _Generator, clips: list[Clip], features: dict[str, ClipFeatures],
+                      out: _ShardOut) -> list[_Request]:
+    """First-attempt requests of one shard; clips a template cannot use are recorded."""
     todo: list[_Request] = []
     for clip in clips:
         if clip.audio_status not in (AudioStatus.ok, AudioStatus.unchecked):
@@ -303,21 +308,36 @@ def _run_shard(gen: _Generator, clips: list[Clip], features: dict[str, ClipFeatu
                                                detail=why))
                 continue
             todo.append(gen.request(clip, feats, template, attempt=1))
-    gen.report.requests += len(todo)
+    return todo
+
+
+def _run_group(
+    gen: _Generator, group: list[tuple[str, list[Clip], dict[str, ClipFeatures]]]
+) -> dict[str, _ShardOut]:
+    """Generate for several shards at once, so the backend sees large batches even when
+    shards are small (continuous batching needs many requests in flight)."""
+    outs = {key: _ShardOut() for key, _, _ in group}
     questions: dict[str, list[str]] = {}
+    todo: list[tuple[str, _Request]] = []
+    for key, clips, feats in group:
+        todo += [(key, r) for r in _initial_requests(gen, clips, feats, outs[key])]
+    gen.report.requests += len(todo)
     for attempt in range(1, gen.config.max_attempts + 1):
         if not todo:
             break
-        retry: list[_Request] = []
-        for req, (res, created) in zip(todo, gen.fetch(todo), strict=True):
+        retry: list[tuple[str, _Request]] = []
+        results = gen.fetch([req for _, req in todo])
+        for (key, req), (res, created) in zip(todo, results, strict=True):
+            out = outs[key]
             gen.report.prompt_tokens += res.prompt_tokens or 0
             gen.report.completion_tokens += res.completion_tokens or 0
             parsed = _parse(req, res)
             if isinstance(parsed, tuple):
                 reason, detail = parsed
                 if reason in _RETRYABLE and attempt < gen.config.max_attempts:
-                    retry.append(gen.request(req.clip, req.features, req.template,
-                                             attempt=attempt + 1, messages=req.gen.messages))
+                    retry.append((key, gen.request(req.clip, req.features, req.template,
+                                                   attempt=attempt + 1,
+                                                   messages=req.gen.messages)))
                     continue
                 out.rejected.append(QARejected(
                     clip_id=req.clip.clip_id, source=req.clip.source,
@@ -329,7 +349,7 @@ def _run_shard(gen: _Generator, clips: list[Clip], features: dict[str, ClipFeatu
             _screen(gen, req, parsed, res, created, out,
                     questions.setdefault(req.clip.clip_id, []))
         todo = retry
-    return out
+    return outs
 
 
 def generate(
@@ -358,11 +378,22 @@ def generate(
         raise ConfigError(f"no clip manifest in {work.root}; run `qagen ingest` first")
     feature_shards = work.manifest_shards("features")
     keys = list(clip_shards) if shard_keys is None else shard_keys
+    group: list[tuple[str, list[Clip], dict[str, ClipFeatures]]] = []
+    fingerprints: dict[str, str] = {}
+    group_size = 0
+
+    def flush() -> None:
+        for key, result in _run_group(gen, group).items():
+            _write_shard(work, key, fingerprints[key], result,
+                         clips=next(len(c) for k, c, _ in group if k == key), report=gen.report)
+            if on_shard is not None:
+                on_shard(key)
+        group.clear()
+
     for key in keys:
         clips_path, feats_path = clip_shards[key], feature_shards.get(key)
         fingerprint = gen.fingerprint(clips_path, feats_path)
-        marker, out_path = work.marker(STAGE, key), work.qa_shard(key)
-        meta = shard_done(marker, fingerprint, out_path)
+        meta = shard_done(work.marker(STAGE, key), fingerprint, work.qa_shard(key))
         gen.report.shards += 1
         if meta is not None:
             gen.report.shards_reused += 1
@@ -372,18 +403,14 @@ def generate(
         if config.max_clips_per_shard is not None:
             clips = clips[: config.max_clips_per_shard]
         feats = {f.clip_id: f for f in read_records(feats_path, ClipFeatures)} if feats_path else {}
-        result = _run_shard(gen, clips, feats)
-        write_records(out_path, result.records, QARecord)
-        write_records(work.qa_rejected_shard(key), result.rejected, QARejected)
-        meta = {"fingerprint": fingerprint, "stage_version": STAGE_VERSION, "clips": len(clips),
-                "accepted": len(result.records),
-                "rejected": dict(Counter(r.reason.value for r in result.rejected)),
-                "skipped": {k.split(":", 1)[1]: v for k, v in result.counts.items()},
-                "by_kind": dict(Counter(r.kind.value for r in result.records))}
-        write_json_atomic(marker, meta)
-        _add_counts(gen.report, meta)
-        if on_shard is not None:
-            on_shard(key)
+        fingerprints[key] = fingerprint
+        group.append((key, clips, feats))
+        group_size += len(clips) * len(gen.templates)
+        if group_size >= config.request_batch:
+            flush()
+            group_size = 0
+    if group:
+        flush()
     if gen._backend is not None and backend is None:
         gen._backend.close()
     gen.report.backend_seconds = round(gen.report.backend_seconds, 3)
@@ -391,6 +418,20 @@ def generate(
     log.info("generate: %d shards (%d reused), %d accepted, rejected %s", gen.report.shards,
              gen.report.shards_reused, gen.report.accepted, gen.report.rejected)
     return gen.report
+
+
+def _write_shard(work: WorkDir, key: str, fingerprint: str, result: _ShardOut, *, clips: int,
+                 report: GenerateReport) -> None:
+    """Outputs first (atomically), then the marker: a kill in between redoes the shard."""
+    write_records(work.qa_shard(key), result.records, QARecord)
+    write_records(work.qa_rejected_shard(key), result.rejected, QARejected)
+    meta = {"fingerprint": fingerprint, "stage_version": STAGE_VERSION, "clips": clips,
+            "accepted": len(result.records),
+            "rejected": dict(Counter(r.reason.value for r in result.rejected)),
+            "skipped": {k.split(":", 1)[1]: v for k, v in result.counts.items()},
+            "by_kind": dict(Counter(r.kind.value for r in result.records))}
+    write_json_atomic(work.marker(STAGE, key), meta)
+    _add_counts(report, meta)
 
 
 def _add_counts(report: GenerateReport, meta: dict) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,7 +47,8 @@ class FixedAnswers(BaseModel):
     per question listed in the template, in order."""
 
     model_config = ConfigDict(extra="forbid")
-    answers: list[str] = Field(min_length=1, max_length=8)
+    answers: list[Annotated[str, Field(min_length=2, max_length=1500)]] = Field(
+        min_length=1, max_length=8)
 
 
 class Caption(BaseModel):
