@@ -54,3 +54,20 @@ def safe_join(root: Path, rel: str) -> Path:
     if resolved != resolved_root and resolved_root not in resolved.parents:
         raise UnsafePathError(f"path resolves outside the dataset root: {rel!r}")
     return path
+
+
+def optional_safe_relpath(value: str | None) -> str | None:
+    """Option validator for a folder under the dataset root: None stays None (autodetect),
+    ``""``/``"."`` mean the root itself, anything else must be a safe relative path.
+
+    Raises
+    ------
+    ValueError
+        For an unsafe path (so Pydantic reports it as a validation error of the option).
+    """
+    if value is None or value.strip() in ("", "."):
+        return None if value is None else ""
+    try:
+        return safe_relpath(value)
+    except UnsafePathError as exc:
+        raise ValueError(str(exc)) from exc

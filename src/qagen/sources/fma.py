@@ -30,8 +30,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qagen.demo.spec import DemoClip
-from qagen.errors import SourceFormatError, UnsafePathError
-from qagen.paths import safe_relpath
+from qagen.errors import SourceFormatError
+from qagen.paths import optional_safe_relpath
 from qagen.records import Clip, Rejection, Split
 from qagen.records.rejection import IngestReason
 from qagen.tabular import Row, iter_rows
@@ -274,12 +274,7 @@ class Options(BaseModel):
     @field_validator("audio_dir", "metadata_dir", "tracks_csv")
     @classmethod
     def _safe_relative(cls, v: str | None) -> str | None:
-        if v is None or v.strip() in ("", "."):
-            return None if v is None else ""
-        try:
-            return safe_relpath(v)
-        except UnsafePathError as exc:
-            raise ValueError(str(exc)) from exc
+        return optional_safe_relpath(v)
 
 
 def audio_relpath(track_id: int, *, audio_dir: str) -> str:

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qagen.demo.spec import DemoClip
 from qagen.errors import SourceFormatError, UnsafePathError
-from qagen.paths import safe_relpath
+from qagen.paths import optional_safe_relpath, safe_relpath
 from qagen.records import AudioStatus, Clip, Rejection, Split
 from qagen.records.rejection import IngestReason
 from qagen.tabular import Row, iter_rows
@@ -234,12 +234,7 @@ class Options(BaseModel):
     @field_validator("audio_dir")
     @classmethod
     def _safe_audio_dir(cls, v: str | None) -> str | None:
-        if v is None or v.strip() in ("", "."):
-            return None if v is None else ""
-        try:
-            return safe_relpath(v)
-        except UnsafePathError as exc:
-            raise ValueError(str(exc)) from exc
+        return optional_safe_relpath(v)
 
 
 def normalise_tags(tags: Sequence[str]) -> tuple[list[str], list[str], list[str], dict[str, str]]:

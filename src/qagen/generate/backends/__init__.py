@@ -7,6 +7,7 @@ validation: the stage does that identically for all of them.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -91,6 +92,25 @@ class Backend(Protocol):
     def generate(self, requests: list[GenRequest]) -> list[GenResult]: ...
 
     def close(self) -> None: ...
+
+
+def read_chat_template(path: str | None) -> str | None:
+    """The configured chat template file's text, or None when none is configured.
+
+    Raises
+    ------
+    ConfigError
+        The file does not exist or is empty.
+    """
+    if path is None:
+        return None
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"chat_template file {path!r} does not exist")
+    text = file.read_text(encoding="utf-8")
+    if not text.strip():
+        raise ConfigError(f"chat_template file {path!r} is empty")
+    return text
 
 
 def load_backend(config: BackendConfig) -> Backend:

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from qagen.errors import BackendError, ConfigError, MissingDependencyError
-from qagen.generate.backends import BackendConfig, GenRequest, GenResult
+from qagen.generate.backends import BackendConfig, GenRequest, GenResult, read_chat_template
 from qagen.generate.models import PACKAGED_MODEL, packaged_gguf_path
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class LlamaCppBackend:
         # without converting and parsing it again: llama.cpp prints every failed parse)
         self._grammars: dict[str, Any] = {}
         path = _gguf_path(config.model)
-        template = _read_chat_template(config.chat_template)
+        template = read_chat_template(config.chat_template)
         started = time.perf_counter()
         try:
             llm = _load_llama(llama_cpp, path, config)
@@ -391,25 +391,6 @@ def _gguf_path(model: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"model file {model!r} does not exist")
     return path
-
-
-def _read_chat_template(path: str | None) -> str | None:
-    """The configured chat template file's text, or None when none is configured.
-
-    Raises
-    ------
-    ConfigError
-        The file does not exist or is empty.
-    """
-    if path is None:
-        return None
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"chat_template file {path!r} does not exist")
-    text = file.read_text(encoding="utf-8")
-    if not text.strip():
-        raise ConfigError(f"chat_template file {path!r} is empty")
-    return text
 
 
 def _token_text(llm: Any, token: int) -> str:

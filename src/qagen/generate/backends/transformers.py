@@ -32,11 +32,16 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from qagen.errors import ConfigError, MissingDependencyError
-from qagen.generate.backends import BackendConfig, GenRequest, GenResult, SamplingConfig
+from qagen.generate.backends import (
+    BackendConfig,
+    GenRequest,
+    GenResult,
+    SamplingConfig,
+    read_chat_template,
+)
 from qagen.generate.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -106,7 +111,7 @@ class TransformersBackend:
         torch.set_num_threads(config.threads)
         self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         dtype = _torch_dtype(torch, config.dtype, self._device.type)
-        template = _read_chat_template(config.chat_template)
+        template = read_chat_template(config.chat_template)
         started = time.perf_counter()
         path = resolve_model(config.model)
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -405,25 +410,6 @@ def _torch_dtype(torch: Any, name: str, device_type: str) -> Any:
     if name not in DTYPES:
         raise ConfigError(f"unknown dtype {name!r}; choose auto or one of {', '.join(DTYPES)}")
     return getattr(torch, DTYPES[name])
-
-
-def _read_chat_template(path: str | None) -> str | None:
-    """The configured chat template file's text, or None when none is configured.
-
-    Raises
-    ------
-    ConfigError
-        The file does not exist or is empty.
-    """
-    if path is None:
-        return None
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"chat_template file {path!r} does not exist")
-    text = file.read_text(encoding="utf-8")
-    if not text.strip():
-        raise ConfigError(f"chat_template file {path!r} is empty")
-    return text
 
 
 def _stop_token_ids(tokenizer: Any, model: Any) -> list[int]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from qagen.errors import BackendError, ConfigError, MissingDependencyError
-from qagen.generate.backends import BackendConfig, GenRequest, GenResult
+from qagen.generate.backends import BackendConfig, GenRequest, GenResult, read_chat_template
 from qagen.generate.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class VLLMBackend:
         self._config = config
         self._vllm_version = str(vllm.__version__)
         check_model_supported(config.model, vllm_version=self._vllm_version)
-        self._chat_template = _read_chat_template(config.chat_template)
+        self._chat_template = read_chat_template(config.chat_template)
         path = resolve_model(config.model)
         check_model_supported(path, vllm_version=self._vllm_version)  # a local MPT folder
         if self._chat_template is None and _folder_has_chat_template(path) is False:
@@ -265,16 +265,6 @@ def _release(version: str) -> tuple[int, ...]:
     """``"0.32.0+cpu"`` → ``(0, 32, 0)``; pre-release tags compare by their numeric part."""
     numbers = re.findall(r"\d+", version.split("+", 1)[0])[:3]
     return tuple(int(n) for n in numbers)
-
-
-def _read_chat_template(path: str | None) -> str | None:
-    """The configured chat template file's text, read once at start-up."""
-    if path is None:
-        return None
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"chat_template {path!r} cannot be read: {exc}") from exc
 
 
 def _no_template_message(model: str) -> str:
