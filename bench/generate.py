@@ -57,7 +57,8 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--clips-per-shard", type=int, default=1)
-    parser.add_argument("--max-tokens", type=int, default=384)
+    parser.add_argument("--max-tokens", type=int, default=None,
+                        help="completion budget (default: each template's output bound)")
     parser.add_argument("--out", type=Path, default=Path("bench-out/generate"))
     args = parser.parse_args()
 

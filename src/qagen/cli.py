@@ -202,7 +202,9 @@ def generate(
     ),
     tensor_parallel_size: Annotated[int, typer.Option(help="vllm: GPUs per replica.")] = 1,
     max_clips_per_shard: Annotated[int | None, typer.Option(help="Quick runs.")] = None,
-    max_tokens: Annotated[int, typer.Option(help="Completion token limit.")] = 512,
+    max_tokens: Annotated[int | None, typer.Option(
+        help="Completion token limit (default: each template's output length bound)."
+    )] = None,
     temperature: Annotated[float, typer.Option()] = 0.7,
     seed: Annotated[int, typer.Option()] = 0,
     cache: Annotated[bool, typer.Option(help="Reuse cached completions.")] = True,

@@ -30,7 +30,11 @@ class GenerateConfig(BaseModel):
     templates: list[str] | None = Field(default=None, description="Template ids; None = all.")
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=512, ge=16)
+    max_tokens: int | None = Field(
+        default=None, ge=16,
+        description="Completion budget; None: each template's output length bound, so no "
+        "completion is ever truncated (see qagen.generate.bounds).",
+    )
     repetition_penalty: float = Field(default=1.05, ge=1.0)
     seed: int = 0
     max_attempts: int = Field(default=3, ge=1, description="Tries per request on parse failure.")

@@ -194,3 +194,18 @@ def test_pairs_must_be_about_their_kind(question: str, answer: str, kind: str, o
     assert (finding is None) is ok
     if not ok:
         assert finding is not None and finding.reason is GenerateReason.kind_mismatch
+
+
+def test_cut_off_answers_are_rejected_only_mid_sentence() -> None:
+    from qagen.generate.filters import check_cut_off
+
+    limit = 40
+    cut = QAItem(question="What is the tempo of this piece?", kind=QAKind.tempo,
+                 answer="It moves at a brisk pace with a steady pu")
+    assert len(cut.answer) >= limit
+    finding = check_cut_off(cut, limit=limit)
+    assert finding is not None and finding.reason == GenerateReason.cut_off
+    ended = cut.model_copy(update={"answer": "It moves at a brisk pace, steady pulse."})
+    assert check_cut_off(ended, limit=len(ended.answer)) is None
+    short = cut.model_copy(update={"answer": "Brisk, with a steady pu"})
+    assert check_cut_off(short, limit=limit) is None

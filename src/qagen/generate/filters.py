@@ -19,6 +19,9 @@ from qagen.generate.grounding import Finding
 from qagen.records.clip import Clip
 from qagen.records.qa import GenerateReason, QAItem, QAKind
 
+#: How a finished sentence ends (closing quotes/brackets after the stop are fine).
+_SENTENCE_ENDS = tuple(".!?…\"')]")
+
 #: Package resource holding the default banned phrases.
 BANNED_PHRASES_RESOURCE = "banned_phrases.txt"
 
@@ -194,6 +197,20 @@ def check_junk(item: QAItem, *, banned: Sequence[str]) -> Finding | None:
     for part, text in (("question", item.question), ("answer", item.answer)):
         if (phrase := _banned_hit(text, banned)) is not None:
             return Finding(GenerateReason.junk, f"{part} has banned phrase {phrase!r}")
+    return None
+
+
+def check_cut_off(item: QAItem, *, limit: int) -> Finding | None:
+    """Reject an answer the grammar closed at its ``maxLength`` in mid-sentence.
+
+    Constrained decoding ends a string at its length bound whatever the model was writing;
+    such an answer parses but stops mid-thought. One that happens to end a sentence at the
+    limit is kept.
+    """
+    text = item.answer.rstrip()
+    if len(item.answer) >= limit and not text.endswith(_SENTENCE_ENDS):
+        return Finding(GenerateReason.cut_off, f"answer stops at the {limit}-character limit "
+                       f"mid-sentence: …{text[-40:]!r}")
     return None
 
 

@@ -14,9 +14,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qagen.errors import ConfigError
+from qagen.generate.bounds import max_json_chars
 from qagen.records.qa import OUTPUT_MODELS, QAKind
 
 FRONT_MATTER = "---"
+#: Tokens beyond the schema's character bound: end-of-sequence and tokenizer slack.
+BUDGET_MARGIN = 8
 
 
 class TemplateMeta(BaseModel):
@@ -38,7 +41,15 @@ class TemplateMeta(BaseModel):
     questions: list[str] = Field(default_factory=list, description="Fixed questions, in order.")
     question: str | None = Field(default=None, description="Fixed question of a Caption family.")
     system: str
-    max_tokens: int | None = Field(default=None, description="Overrides the sampling default.")
+    max_tokens: int | None = Field(
+        default=None, description="Completion budget; default: the schema's length bound."
+    )
+    max_question_chars: int = Field(default=200, ge=8, le=1000)
+    max_answer_chars: int = Field(
+        default=400, ge=20, le=1000,
+        description="maxLength of each answer/caption string. Bounds the output, so the budget "
+        "can cover it (≤1000: llama.cpp's grammar converter drops larger bounds).",
+    )
 
     @field_validator("output")
     @classmethod
@@ -59,18 +70,35 @@ class Template(BaseModel):
 
     def json_schema(self) -> dict[str, Any]:
         """JSON Schema of the output, tightened to this template (counts, kinds)."""
-        schema = OUTPUT_MODELS[self.meta.output].model_json_schema()
-        if self.meta.output == "QAPairs":
-            schema["properties"]["pairs"]["minItems"] = self.meta.n_pairs
-            schema["properties"]["pairs"]["maxItems"] = self.meta.n_pairs
-            kinds = [k.value for k in self.meta.kinds]
-            schema["$defs"]["QAItem"]["properties"]["kind"] = {"type": "string", "enum": kinds}
+        meta = self.meta
+        schema = OUTPUT_MODELS[meta.output].model_json_schema()
+        if meta.output == "QAPairs":
+            schema["properties"]["pairs"]["minItems"] = meta.n_pairs
+            schema["properties"]["pairs"]["maxItems"] = meta.n_pairs
+            item = schema["$defs"]["QAItem"]["properties"]
+            item["kind"] = {"type": "string", "enum": [k.value for k in meta.kinds]}
+            item["question"]["maxLength"] = meta.max_question_chars
+            item["answer"]["maxLength"] = meta.max_answer_chars
             schema["$defs"].pop("QAKind", None)
-        elif self.meta.output == "FixedAnswers":
-            n = len(self.meta.questions)
+        elif meta.output == "FixedAnswers":
+            n = len(meta.questions)
             schema["properties"]["answers"]["minItems"] = n
             schema["properties"]["answers"]["maxItems"] = n
+            schema["properties"]["answers"]["items"]["maxLength"] = meta.max_answer_chars
+        elif meta.output == "Caption":
+            schema["properties"]["caption"]["maxLength"] = meta.max_answer_chars
         return schema
+
+    def answer_limit(self) -> int:
+        """maxLength of this template's answer strings (an answer this long was cut off)."""
+        return self.meta.max_answer_chars
+
+    def output_token_bound(self) -> int:
+        """A completion budget no valid output can exceed (see ``qagen.generate.bounds``)."""
+        chars = max_json_chars(self.json_schema())
+        if chars is None:  # cannot happen for the built-in output models; a guard for new ones
+            raise ConfigError(f"template {self.meta.id}: output schema has no length bound")
+        return chars + BUDGET_MARGIN
 
 
 def load_template(path: Path) -> Template:

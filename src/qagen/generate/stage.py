@@ -36,6 +36,7 @@ from qagen.generate.backends import (
 from qagen.generate.cache import RequestCache, request_key
 from qagen.generate.context import build_context
 from qagen.generate.filters import (
+    check_cut_off,
     check_junk,
     check_kind,
     check_leak,
@@ -63,7 +64,7 @@ log = logging.getLogger(__name__)
 
 STAGE = "generate"
 #: Bump when records change for the same completions (parsing, screening, record fields).
-STAGE_VERSION = "1"
+STAGE_VERSION = "2"
 _RETRYABLE = {GenerateReason.backend_error, GenerateReason.truncated,
               GenerateReason.invalid_json, GenerateReason.schema_invalid,
               GenerateReason.wrong_count}
@@ -145,7 +146,8 @@ class _Generator:
     def sampling_for(self, template: Template) -> SamplingConfig:
         c = self.config
         return SamplingConfig(temperature=c.temperature, top_p=c.top_p,
-                              max_tokens=template.meta.max_tokens or c.max_tokens,
+                              max_tokens=(template.meta.max_tokens or c.max_tokens
+                                          or template.output_token_bound()),
                               repetition_penalty=c.repetition_penalty)
 
     def fingerprint(self, clips_path: Path, features_path: Path | None) -> str:
@@ -247,7 +249,8 @@ def _screen(gen: _Generator, req: _Request, items: list[QAItem], res: GenResult,
             finding = (GenerateReason.kind_mismatch,
                        f"kind {item.kind.value!r} not among {[k.value for k in t.meta.kinds]}")
         else:
-            for check in (check_leak(item, clip=clip), check_junk(item, banned=gen.banned),
+            for check in (check_cut_off(item, limit=t.answer_limit()),
+                          check_leak(item, clip=clip), check_junk(item, banned=gen.banned),
                           check_kind(item), ground_pair(item, clip=clip, features=req.features)):
                 if check is not None:
                     finding = (check.reason, check.detail)

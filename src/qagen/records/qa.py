@@ -109,6 +109,7 @@ class GenerateReason(StrEnum):
     missing_features = "missing_features"  # the clip lacks fields the template requires
     backend_error = "backend_error"  # the backend failed on this request
     truncated = "truncated"  # finish_reason == length: output cut off
+    cut_off = "cut_off"  # an answer closed by the grammar at its maxLength mid-sentence
     invalid_json = "invalid_json"  # not JSON at all
     schema_invalid = "schema_invalid"  # JSON, but not the template's output model
     wrong_count = "wrong_count"  # fixed-question family: answers ≠ questions

@@ -22,7 +22,8 @@ How it differs from the transformers backend, and why:
   about 1,000 of them (``Caption.caption`` allows 2,000 characters, ``QAItem.answer`` 1,500).
   An upper bound above :data:`MAX_GRAMMAR_STRING_LENGTH` is therefore left out of the grammar
   (the minimum stays); ``max_tokens`` limits the text and the stage's validation rejects an
-  answer that is too long, as it does for every backend.
+  answer that is too long, as it does for every backend. The built-in templates tighten
+  their answers to at most 1,000 characters, so their grammars keep every bound.
 - **No raw control characters inside strings.** The converter's ``char`` rule is
   ``[^"\\] | escape``, which lets a raw newline, tab or any U+0000–U+001F into a JSON string;
   JSON forbids them and the stage's ``json.loads`` rejects the whole answer. This module
