@@ -265,6 +265,59 @@ def generate(
     out.print(table)
 
 
+@app.command()
+def publish(
+    work: Annotated[Path, typer.Option(help="Work directory (after generate).")] = Path("work"),
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Default WORK/publish/hf.")] = None,
+    repo_id: Annotated[str | None, typer.Option(help="owner/name, shown in the card.")] = None,
+    push_to: Annotated[str | None, typer.Option(
+        "--push", help="Also upload to this Hub dataset repo (token: HF_TOKEN or the HF login)."
+    )] = None,
+    public: Annotated[bool, typer.Option(help="With --push: create the repo public.")] = False,
+    embed_audio: Annotated[bool, typer.Option(help="Add the clip audio (FLAC) to 'clips'.")] = (
+        False
+    ),
+    license_id: Annotated[str | None, typer.Option(
+        "--license", help="Override the aggregated license id.")] = None,
+    leakage: Annotated[str, typer.Option(help="report|error")] = "report",
+) -> None:
+    """Write a Hugging Face dataset folder (parquet configs, card, plots, exports); --push it."""
+    from qagen.publish import PublishConfig
+    from qagen.publish import publish as run_publish
+    from qagen.publish import push as run_push
+    from qagen.workdir import WorkDir
+
+    report = run_publish(WorkDir(work), config=PublishConfig(
+        out_dir=out_dir, repo_id=repo_id or push_to, embed_audio=embed_audio,
+        license=license_id, leakage=leakage))
+    table = Table(title=f"publish ({report.seconds:.1f} s) → {report.out_dir}")
+    for col in ("config", "split", "rows"):
+        table.add_column(col)
+    for cfg, splits in report.configs.items():
+        for split, n in splits.items():
+            table.add_row(cfg, split, str(n))
+    out.print(table)
+    out.print(f"license {report.license.hub_id}; {len(report.files_written)} files written, "
+              f"{len(report.files_removed)} removed; leakage findings: {len(report.leakage)}")
+    if push_to:
+        pushed = run_push(Path(report.out_dir), repo_id=push_to, private=not public)
+        out.print(f"pushed {pushed.files} files to {pushed.repo_url} ({pushed.commit_url})")
+
+
+@app.command()
+def push(
+    repo_id: Annotated[str, typer.Argument(help="owner/name of the dataset repo.")],
+    folder: Annotated[Path, typer.Option(help="Published folder.")] = Path("work/publish/hf"),
+    public: Annotated[bool, typer.Option(help="Create the repo public.")] = False,
+    revision: Annotated[str | None, typer.Option(help="Branch (default main).")] = None,
+) -> None:
+    """Upload a published folder to the Hub (token: HF_TOKEN or `hf auth login`)."""
+    from qagen.publish import push as run_push
+
+    report = run_push(folder, repo_id=repo_id, private=not public, revision=revision)
+    out.print(f"pushed {report.files} files to {report.repo_url} ({report.commit_url})")
+
+
 @app.command("demo-corpus")
 def demo_corpus(
     out_dir: Annotated[Path, typer.Argument(help="Where to write the corpus.")],

@@ -2,6 +2,7 @@
 
 from qagen.records.clip import AudioStatus, Clip, Split
 from qagen.records.features import ChordSegment, ClipFeatures, FeatureStatus, TempoAgreement
+from qagen.records.publish import PublishedClip, PublishedQA
 from qagen.records.qa import QARecord, QARejected
 from qagen.records.rejection import Rejection
 
@@ -9,9 +10,11 @@ from qagen.records.rejection import Rejection
 RECORD_MODELS = {
     "clip": Clip, "clip_features": ClipFeatures, "qa_record": QARecord,
     "qa_rejected": QARejected, "rejection": Rejection,
+    "published_clip": PublishedClip, "published_qa": PublishedQA,
 }
 
 __all__ = [
     "RECORD_MODELS", "AudioStatus", "ChordSegment", "Clip", "ClipFeatures", "FeatureStatus",
-    "QARecord", "QARejected", "Rejection", "Split", "TempoAgreement",
+    "PublishedClip", "PublishedQA", "QARecord", "QARejected", "Rejection", "Split",
+    "TempoAgreement",
 ]

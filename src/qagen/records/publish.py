@@ -1,0 +1,95 @@
+"""Rows of the published dataset: flat, Hub-friendly views of clips, features and QA pairs.
+
+Why separate models: the work-dir records keep everything a stage needs (raw output, estimator
+trails); a published row keeps what a dataset user reads, flattened to scalars and lists so
+the Hub viewer, pandas and ``datasets`` show it without custom code. Nested data (chord
+segments, source extras, extractor versions) travels as JSON text.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PublishedClip(BaseModel):
+    """One row of the ``clips`` config: a clip, its labels and its measured features."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    clip_id: str
+    source: str
+    source_id: str
+    split: str = Field(description="Hub split name: train, validation, test or unsplit.")
+    audio_path: str = Field(description="Audio file relative to the source dataset's root.")
+    start_s: float
+    end_s: float | None = None
+    subset: str | None = None
+    license: str | None = None
+    caption: str | None = None
+    aspects: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    genres: list[str] = Field(default_factory=list)
+    instruments: list[str] = Field(default_factory=list)
+    moods: list[str] = Field(default_factory=list)
+    composer: str | None = None
+    composition: str | None = None
+    ensemble: str | None = None
+    title: str | None = Field(default=None, description="For attribution only.")
+    artist: str | None = Field(default=None, description="For attribution only.")
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+    feature_status: str | None = Field(default=None, description="None: not measured.")
+    duration_s: float | None = None
+    loudness_lufs: float | None = None
+    peak_dbfs: float | None = None
+    tempo_bpm: float | None = None
+    tempo_confidence: float | None = None
+    tempo_agreement: str | None = None
+    meter: int | None = None
+    key: str | None = None
+    key_confidence: float | None = None
+    chords: list[str] = Field(default_factory=list, description="Harte labels, in time order.")
+    chords_json: str | None = Field(default=None, description="Segments with times, as JSON.")
+    beats: list[float] = Field(default_factory=list)
+    downbeats: list[float] = Field(default_factory=list)
+    extractor_versions: dict[str, str] = Field(default_factory=dict)
+
+
+class PublishedQA(BaseModel):
+    """One row of the ``qa`` config: a pair, its provenance, its clip's labels and features."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    qa_id: str
+    clip_id: str
+    source: str
+    split: str
+    question: str
+    answer: str
+    kind: str
+    template_id: str
+    template_version: str
+    template_hash: str
+    backend: str
+    model_id: str
+    sampling: str = Field(description="Sampling parameters as canonical JSON.")
+    seed: int
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    start_s: float
+    end_s: float | None = None
+    license: str | None = None
+    caption: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    genres: list[str] = Field(default_factory=list)
+    instruments: list[str] = Field(default_factory=list)
+    moods: list[str] = Field(default_factory=list)
+
+    duration_s: float | None = None
+    loudness_lufs: float | None = None
+    tempo_bpm: float | None = None
+    tempo_agreement: str | None = None
+    meter: int | None = None
+    key: str | None = None
+    chords: list[str] = Field(default_factory=list)

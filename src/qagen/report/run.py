@@ -1,0 +1,163 @@
+"""``reports/run.md`` (+ ``run.html``): counts, plots, per-stage timings and throughput.
+
+Why from files: a build resumed in a new process (or a flow whose tasks ran elsewhere) has no
+in-memory state; counts come from the manifests, and a stage missing from ``timings`` falls
+back to the seconds its done-markers recorded. Plots are the publish stage's (one module).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from rich.table import Table
+
+from qagen.publish.files import write_bytes_if_changed
+from qagen.publish.plots import render_plots
+from qagen.publish.stats import WorkStats, collect_stats
+from qagen.workdir import WorkDir
+
+STAGES = ("ingest", "augment", "generate", "embed", "train", "publish")
+
+
+class StageTiming(BaseModel):
+    """Wall time of one stage and what it processed per second (None where unknown)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    stage: str
+    seconds: float
+    source: str  # "timings" (measured by the caller) or "markers" (summed from .done/)
+    clips_per_s: float | None = None
+    audio_s_per_s: float | None = None
+    pairs_per_s: float | None = None
+
+
+def _marker_seconds(work: WorkDir, stage: str) -> float | None:
+    total, found = 0.0, False
+    for path in work.markers(stage).values():
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(meta.get("seconds"), int | float):
+            total += float(meta["seconds"])
+            found = True
+    return total if found else None
+
+
+def stage_timings(work: WorkDir, stats: WorkStats, timings: dict[str, float]
+                  ) -> list[StageTiming]:
+    """Timing rows in stage order: ``timings`` first, else the markers' recorded seconds."""
+    rows = []
+    for stage in [*STAGES, *sorted(set(timings) - set(STAGES))]:
+        seconds, source = timings.get(stage), "timings"
+        if seconds is None:
+            seconds, source = _marker_seconds(work, stage), "markers"
+        if seconds is None:
+            continue
+        rate = _rate(seconds)
+        rows.append(StageTiming(
+            stage=stage, seconds=round(seconds, 3), source=source,
+            clips_per_s=rate(stats.total_clips) if stage in ("ingest", "augment", "embed")
+            else None,
+            audio_s_per_s=rate(stats.audio_seconds) if stage in ("augment", "embed") else None,
+            pairs_per_s=rate(stats.total_pairs) if stage == "generate" else None,
+        ))
+    return rows
+
+
+def _rate(seconds: float) -> Callable[[float], float | None]:
+    return lambda n: round(n / seconds, 3) if seconds > 0 and n else None
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:,.2f}"
+
+
+def summary_table(stats: WorkStats, timings: list[StageTiming], *, title: str = "run") -> Table:
+    """A terminal table: per-stage time and throughput, then the main counts."""
+    table = Table(title=title)
+    for col in ("stage", "seconds", "clips/s", "audio s/s", "pairs/s"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for t in timings:
+        table.add_row(t.stage, _fmt(t.seconds), _fmt(t.clips_per_s), _fmt(t.audio_s_per_s),
+                      _fmt(t.pairs_per_s))
+    table.add_section()
+    table.add_row("clips", str(stats.total_clips), "", "", "")
+    table.add_row("audio minutes", f"{stats.audio_seconds / 60:.1f}", "", "", "")
+    table.add_row("accepted pairs", str(stats.total_pairs), "", "", "")
+    for stage, reasons in stats.rejections.items():
+        table.add_row(f"rejected ({stage})", str(sum(reasons.values())), "", "", "")
+    return table
+
+
+def _md_table(head: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _sections(stats: WorkStats, timings: list[StageTiming], summary: dict[str, Any]
+              ) -> list[tuple[str, list[str], list[list[Any]]]]:
+    return [
+        ("Stages", ["stage", "seconds", "clips/s", "audio s/s", "pairs/s", "timed by"],
+         [[t.stage, _fmt(t.seconds), _fmt(t.clips_per_s), _fmt(t.audio_s_per_s),
+           _fmt(t.pairs_per_s), t.source] for t in timings]),
+        ("Clips and pairs", ["source", "split", "clips", "pairs"],
+         [[src, split, n, stats.pairs.get(src, {}).get(split, 0)]
+          for src, by in stats.clips.items() for split, n in by.items()]),
+        ("Pairs by kind", ["kind", "pairs"], [[k, n] for k, n in stats.pairs_by_kind.items()]),
+        ("Rejections", ["stage", "reason", "count"],
+         [[s, r, n] for s, by in stats.rejections.items() for r, n in by.items()]),
+        ("Summary", ["key", "value"],
+         [[k, json.dumps(v, sort_keys=True, default=str) if not isinstance(v, str) else v]
+          for k, v in sorted(summary.items())]),
+    ]
+
+
+def write_run_report(work: WorkDir, *, summary: dict[str, Any], timings: dict[str, float]
+                     ) -> Path:
+    """Write ``reports/run.md`` and ``reports/run.html`` with plots under ``reports/assets/``.
+
+    Parameters
+    ----------
+    summary
+        Free-form facts of the run (stage reports, parameters) shown as a key/value table.
+    timings
+        Stage → wall seconds measured by the caller; missing stages use marker seconds.
+
+    Returns
+    -------
+    Path
+        The Markdown report.
+    """
+    stats = collect_stats(work)
+    rows = stage_timings(work, stats, timings)
+    plots = {}
+    for name, data in render_plots(stats).items():
+        write_bytes_if_changed(work.reports / "assets" / name, data)
+        plots[name] = f"assets/{name}"
+    sections = _sections(stats, rows, summary)
+    intro = (f"{stats.total_clips} clips ({stats.audio_seconds / 60:.1f} min of audio measured), "
+             f"{stats.total_pairs} accepted pairs"
+             + (" — synthetic demo corpus." if stats.synthetic else "."))
+    md = ["# Run report", "", intro, ""]
+    for title, head, body in sections:
+        md += [f"## {title}", "", _md_table(head, body) if body else "(none)", ""]
+    md += ["## Plots", "", *[f"![{n}]({p})" for n, p in plots.items()], ""]
+    path = work.reports / "run.md"
+    write_bytes_if_changed(path, "\n".join(md).encode())
+    page = [f"<!doctype html><meta charset='utf-8'><title>qagen run</title><h1>Run report</h1>"
+            f"<p>{html.escape(intro)}</p>"]
+    for title, head, body in sections:
+        page.append(f"<h2>{html.escape(title)}</h2><table border='1' cellpadding='3'><tr>"
+                    + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+                    + "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r)
+                              + "</tr>" for r in body) + "</table>")
+    page += ["<h2>Plots</h2>", *[f"<img src='{p}' alt='{n}'>" for n, p in plots.items()]]
+    write_bytes_if_changed(work.reports / "run.html", "\n".join(page).encode())
+    return path
