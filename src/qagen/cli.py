@@ -266,6 +266,56 @@ def generate(
 
 
 @app.command()
+def embed(
+    work: Annotated[Path, typer.Option(help="Work directory (after ingest).")] = Path("work"),
+    encoder: Annotated[str, typer.Option(
+        help="Cached HF id (m-a-p/MERT-v1-95M), local folder, or the built-in random model."
+    )] = "qagen/mert-tiny-random",
+    revision: Annotated[str | None, typer.Option(help="Hub revision of --encoder.")] = None,
+    chunk_s: Annotated[float, typer.Option(help="Encoder window, seconds.")] = 5.0,
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 8,
+    frame_rate_hz: Annotated[float, typer.Option(
+        help="Also store a time sequence at this rate; 0 = none.")] = 10.0,
+    frame_layer: Annotated[str, typer.Option(help="Hidden state index, or 'mean'.")] = "mean",
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores).")] = (
+        None
+    ),
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda")] = "auto",
+    cache: Annotated[bool, typer.Option(help="Reuse embeddings by audio hash.")] = True,
+) -> None:
+    """Embed every clip with a MERT encoder → WORK/embeddings/ (+ index.parquet)."""
+    from qagen.embed.config import EmbedConfig
+    from qagen.embed.stage import embed as run_embed
+    from qagen.workdir import WorkDir
+
+    cfg = EmbedConfig(
+        encoder=encoder, revision=revision, chunk_s=chunk_s, batch_size=batch_size,
+        frame_rate_hz=frame_rate_hz or None,
+        frame_layer="mean" if frame_layer == "mean" else int(frame_layer),
+        threads=threads, device=device,  # type: ignore[arg-type]
+    )
+    with Progress(SpinnerColumn(), TextColumn("[bold]embed"), TextColumn("{task.completed} clips"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("embed", total=None)
+        report = run_embed(WorkDir(work), config=cfg, cache=cache,
+                           on_item=lambda: progress.advance(task))
+    table = Table(title=f"embed ({report.seconds:.1f} s, encoder {encoder})")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("clips in", str(report.items_in))
+    table.add_row("clips embedded", str(report.items_out))
+    for label, n in report.counts.items():
+        table.add_row(f"  {label}", str(n))
+    for reason, n in report.skipped.items():
+        table.add_row(f"skipped: {reason}", str(n))
+    for reason, n in report.rejected.items():
+        table.add_row(f"rejected: {reason}", str(n))
+    table.add_row("shards (reused)", f"{report.shards} ({report.shards_reused})")
+    out.print(table)
+    out.print(f"index: {WorkDir(work).root / 'embeddings' / 'index.parquet'}")
+
+
+@app.command()
 def publish(
     work: Annotated[Path, typer.Option(help="Work directory (after generate).")] = Path("work"),
     out_dir: Annotated[Path | None, typer.Option("--out", help="Default WORK/publish/hf.")] = None,

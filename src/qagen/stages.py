@@ -2,8 +2,9 @@
 
 from qagen.augment.stage import augment
 from qagen.demo.corpus import write_demo_corpus
+from qagen.embed.stage import embed
 from qagen.generate.stage import generate
 from qagen.ingest import IngestReport, ingest
 from qagen.publish import publish
 
-__all__ = ["IngestReport", "augment", "generate", "ingest", "publish", "write_demo_corpus"]
+__all__ = ["IngestReport", "augment", "embed", "generate", "ingest", "publish", "write_demo_corpus"]

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -167,24 +166,21 @@ def test_leakage_is_found_reported_and_can_stop(work: WorkDir) -> None:
         publish(work, config=PublishConfig(leakage="error"))
 
 
-def test_embeddings_config_from_the_index(work: WorkDir) -> None:
-    clips = [c for key in ("musicnet-00000", "mtt-00000")
-             for c in read_records(work.manifest_shard("clips", key), Clip)]
-    folder = work.root / "embeddings"
-    folder.mkdir()
-    arrays = [np.full((2, 3), i, dtype=np.float16) for i in range(len(clips))]
-    (folder / "mert-00000.bin").write_bytes(b"".join(a.tobytes() for a in arrays))
-    pq.write_table(pa.Table.from_pylist([
-        {"clip_id": c.clip_id, "file": "mert-00000.bin", "offset": i * 12, "shape": [2, 3],
-         "dtype": "float16", "kind": "layers", "encoder": "m-a-p/MERT-v1-95M"}
-        for i, c in enumerate(clips)]), folder / "index.parquet")
+def test_embeddings_config_from_the_embed_stage(work: WorkDir, tmp_path: Path) -> None:
+    from qagen.embed.config import EmbedConfig
+    from qagen.embed.stage import embed
+    from qagen.embed.store import EmbeddingStore
+
+    embed(work, config=EmbedConfig(frame_rate_hz=None, threads=1), cache_root=tmp_path / "models")
+    store = EmbeddingStore(work)
     report = publish(work)
     assert report.configs["embeddings"] == {"train": 3, "validation": 1, "test": 2}
     ds = load(report.out_dir, "embeddings", split="test")
     row = ds[0]
-    assert row["shape"] == [2, 3] and row["kind"] == "layers"
-    i = next(i for i, c in enumerate(clips) if c.clip_id == row["clip_id"])
-    assert row["values"] == [float(i)] * 6
+    expected = np.asarray(store.load(row["clip_id"]), dtype=np.float16)
+    assert row["kind"] == "layers" and row["shape"] == list(expected.shape)
+    assert row["encoder"] == store.row(row["clip_id"]).encoder
+    assert np.array_equal(np.asarray(row["values"], dtype=np.float16), expected.ravel())
 
 
 def test_training_runs_are_listed_and_empty_qa_falls_back_to_clips(work: WorkDir) -> None:

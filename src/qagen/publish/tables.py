@@ -186,38 +186,29 @@ def with_audio(table: pa.Table, audio: list[bytes | None], names: list[str]) -> 
 
 # --- embeddings -------------------------------------------------------------------------
 
-EMBEDDING_COLUMNS = ("clip_id", "file", "offset", "shape", "dtype")
-
-
 def read_embedding_index(work: WorkDir) -> list[dict[str, Any]] | None:
-    """Rows of ``embeddings/index.parquet``, or None when absent or not in the expected form."""
+    """Rows of ``embeddings/index.parquet`` (``records.EmbeddingRow``), or None when absent."""
     path = work.root / "embeddings" / "index.parquet"
     if not path.is_file():
         return None
-    rows = pq.read_table(path).to_pylist()
-    if rows and not all(c in rows[0] for c in EMBEDDING_COLUMNS):
-        log.warning("publish: %s lacks columns %s; embeddings config skipped", path,
-                    [c for c in EMBEDDING_COLUMNS if c not in rows[0]])
-        return None
-    return rows
+    return pq.read_table(path).to_pylist()
 
 
-def load_embedding(work: WorkDir, row: dict[str, Any]) -> np.ndarray:
-    """One embedding array, read from its file at its byte offset."""
-    shape = tuple(int(s) for s in row["shape"])
-    dtype = np.dtype(row["dtype"])
-    path = safe_join(work.root / "embeddings", row["file"])
-    count = int(np.prod(shape)) if shape else 1
-    arr = np.fromfile(path, dtype=dtype, count=count, offset=int(row["offset"] or 0))
-    if arr.size != count:
-        raise ValueError(f"{path}: expected {count} values at offset {row['offset']}, "
-                         f"got {arr.size}")
-    return arr.reshape(shape)
+def load_embedding(store: Any, row: dict[str, Any]) -> np.ndarray:
+    """One clip's array through the embed stage's own reader (``EmbeddingStore``: rows
+    ``offset:offset+n`` of a memory-mapped ``.npy``), so the two never disagree on format."""
+    arr = store.load(row["clip_id"], kind=row["kind"])
+    if arr is None:
+        raise ValueError(f"no {row['kind']} embedding for clip {row['clip_id']!r}")
+    return np.asarray(arr)
 
 
 def embeddings_table(work: WorkDir, rows: Sequence[dict[str, Any]]) -> pa.Table:
     """``embeddings`` rows: clip id, kind, encoder, shape and the fp16 values (flattened)."""
-    values = [load_embedding(work, r).astype(np.float16).ravel() for r in rows]
+    from qagen.embed.store import EmbeddingStore
+
+    store = EmbeddingStore(work)
+    values = [load_embedding(store, r).astype(np.float16).ravel() for r in rows]
     return pa.table({
         "clip_id": pa.array([r["clip_id"] for r in rows], pa.string()),
         "kind": pa.array([str(r.get("kind") or "") for r in rows], pa.string()),

@@ -1,6 +1,7 @@
 """Pydantic v2 record models: the single source of truth (``schemas/`` is generated)."""
 
 from qagen.records.clip import AudioStatus, Clip, Split
+from qagen.records.embedding import EmbeddingKind, EmbeddingRow, EmbedReason
 from qagen.records.features import ChordSegment, ClipFeatures, FeatureStatus, TempoAgreement
 from qagen.records.publish import PublishedClip, PublishedQA
 from qagen.records.qa import QARecord, QARejected
@@ -10,11 +11,12 @@ from qagen.records.rejection import Rejection
 RECORD_MODELS = {
     "clip": Clip, "clip_features": ClipFeatures, "qa_record": QARecord,
     "qa_rejected": QARejected, "rejection": Rejection,
-    "published_clip": PublishedClip, "published_qa": PublishedQA,
+    "embedding_row": EmbeddingRow, "published_clip": PublishedClip, "published_qa": PublishedQA,
 }
 
 __all__ = [
-    "RECORD_MODELS", "AudioStatus", "ChordSegment", "Clip", "ClipFeatures", "FeatureStatus",
+    "RECORD_MODELS", "AudioStatus", "ChordSegment", "Clip", "ClipFeatures",
+    "EmbedReason", "EmbeddingKind", "EmbeddingRow", "FeatureStatus",
     "PublishedClip", "PublishedQA", "QARecord", "QARejected", "Rejection", "Split",
     "TempoAgreement",
 ]

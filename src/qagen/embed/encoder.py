@@ -1,0 +1,264 @@
+"""MERT encoders: resolve an encoder name to a local folder, load it, run windows of audio.
+
+Every encoder is loaded the same way, from a local folder in Hugging Face format, with
+transformers' own ``HubertModel``: MERT-v1 checkpoints use its parameter names, and the Hub's
+``trust_remote_code`` MERT class returns ``hidden_states=None`` under transformers 5. Three
+kinds of name resolve to such a folder:
+
+- ``qagen/mert-tiny-random``: the built-in random model (:mod:`qagen.embed.tiny`);
+- a local folder;
+- a Hub id (``m-a-p/MERT-v1-95M``), only when already in the local HF cache: qagen never
+  downloads at run time, and says how to fetch it once.
+
+Jukebox (LLark's encoder) is refused with what it would need; there is no silent fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qagen.audio import sha256_file
+from qagen.embed.config import TINY_ENCODER
+from qagen.embed.tiny import PROVENANCE_FILE, tiny_model_dir
+from qagen.errors import ConfigError, MissingDependencyError
+
+log = logging.getLogger(__name__)
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+#: Parameters a HubertModel may lack in a checkpoint: used only in training (SpecAugment).
+_OPTIONAL_PARAMS = frozenset({"masked_spec_embed"})
+JUKEBOX_MESSAGE = (
+    "encoder 'jukebox' (LLark's Jukebox-5B features) is not supported: it needs jukemirlib "
+    "(not on PyPI; install from its git repository), ~10 GB of OpenAI Jukebox weights and a "
+    "CUDA GPU, and transformers 5 removed its Jukebox model. Use a MERT encoder instead, e.g. "
+    "--encoder m-a-p/MERT-v1-330M after `hf download m-a-p/MERT-v1-330M`."
+)
+
+
+@dataclass(frozen=True)
+class EncoderSource:
+    """A resolved encoder: the folder to load and its identity for cache keys."""
+
+    name: str  # as configured
+    path: Path  # local folder in HF format
+    revision: str | None  # Hub commit of a cached snapshot; None for local folders
+    weights_sha256: str  # over every weight file: a changed checkpoint is a new encoder
+    random_init: bool
+
+
+def resolve_encoder(
+    name: str, *, revision: str | None = None, cache_root: Path | None = None
+) -> EncoderSource:
+    """Turn a configured encoder name into a local folder, without any network access.
+
+    Raises
+    ------
+    MissingDependencyError
+        ``jukebox``: what it would need (never a silent fallback).
+    ConfigError
+        A folder that does not exist or holds no weights, or a Hub id not in the local cache
+        (the message gives the ``hf download`` command).
+    """
+    if name.strip().lower() == "jukebox":
+        raise MissingDependencyError(JUKEBOX_MESSAGE)
+    if name == TINY_ENCODER:
+        path = tiny_model_dir(cache_root=cache_root)
+        return EncoderSource(name=name, path=path, revision=None,
+                             weights_sha256=weights_sha256(path), random_init=True)
+    local = Path(name).expanduser()
+    if local.is_dir():
+        path = local.resolve()
+        return EncoderSource(name=name, path=path, revision=None,
+                             weights_sha256=weights_sha256(path),
+                             random_init=_is_random(path))
+    if name.startswith((".", "/", "~")) or not _HUB_ID.match(name):
+        raise ConfigError(f"encoder {name!r} is neither an existing folder nor a Hugging Face "
+                          f"id (org/name); pass a folder with config.json and weights, a cached "
+                          f"id such as m-a-p/MERT-v1-95M, or {TINY_ENCODER!r}")
+    path = _cached_snapshot(name, revision=revision)
+    return EncoderSource(name=name, path=path, revision=path.name,
+                         weights_sha256=weights_sha256(path), random_init=_is_random(path))
+
+
+def weights_sha256(folder: Path) -> str:
+    """sha256 over the names and contents of a folder's weight files (sorted).
+
+    Raises
+    ------
+    ConfigError
+        The folder holds no ``*.safetensors`` / ``*.bin`` / ``*.pt`` file.
+    """
+    import hashlib
+
+    files = sorted(p for p in folder.iterdir()
+                   if p.suffix in _WEIGHT_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise ConfigError(f"encoder folder {folder} holds no weights (*.safetensors or *.bin)")
+    h = hashlib.sha256()
+    for path in files:
+        h.update(f"{path.name}\x1f{sha256_file(path)}\x1f".encode())
+    return h.hexdigest()
+
+
+def _is_random(folder: Path) -> bool:
+    prov = folder / PROVENANCE_FILE
+    if not prov.is_file():
+        return False
+    return bool(json.loads(prov.read_text(encoding="utf-8")).get("random_init", False))
+
+
+def _cached_snapshot(repo_id: str, *, revision: str | None) -> Path:
+    """The local snapshot of a Hub repo (``local_files_only``: never a network call)."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "loading a Hub encoder needs huggingface_hub: pip install 'qagen[embed]'") from exc
+    try:
+        path = Path(snapshot_download(repo_id=repo_id, revision=revision,
+                                      local_files_only=True))
+    except (OSError, ValueError) as exc:  # LocalEntryNotFoundError is an OSError
+        rev = f" --revision {revision}" if revision else ""
+        raise ConfigError(
+            f"encoder {repo_id!r}{f' at {revision!r}' if revision else ''} is not in the local "
+            f"Hugging Face cache ({HF_HUB_CACHE}); qagen never downloads at run time. Fetch it "
+            f"once with `hf download {repo_id}{rev}` (set HF_HOME to choose where), or pass a "
+            f"local folder. ({type(exc).__name__})"
+        ) from exc
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"cached snapshot {path} of {repo_id!r} has no config.json; "
+                          f"re-fetch it with `hf download {repo_id}`")
+    return path
+
+
+@dataclass
+class MertEncoder:
+    """A loaded encoder: feature extractor + ``HubertModel``, and what its output looks like."""
+
+    source: EncoderSource
+    model: Any
+    processor: Any
+    device: str
+    sr: int
+    frame_rate_hz: float  # encoder frames per second (75 for MERT-v1 at 24 kHz)
+    num_states: int  # hidden states returned: layers + 1
+    hidden_size: int
+    min_samples: int  # shortest input giving one frame (the receptive field)
+
+    def forward(
+        self, batch: list[np.ndarray], *, frame_layer: int | str | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Encode equal-length windows; reduce on the device before copying back.
+
+        Returns
+        -------
+        (sums, frames)
+            ``sums`` float64 [batch, layers + 1, hidden]: each hidden state summed over time
+            (the caller divides by the total frame count); ``frames`` float32
+            [batch, time, hidden] of ``frame_layer`` (an index or ``"mean"``), or None.
+        """
+        import torch
+
+        if len({len(x) for x in batch}) != 1:
+            raise ValueError("forward() takes windows of equal length (no padding: padding "
+                             "would change group-norm statistics and attention)")
+        inputs = self.processor(batch, sampling_rate=self.sr, return_tensors="pt",
+                                return_attention_mask=False)
+        values = inputs["input_values"].to(self.device)
+        with torch.inference_mode():
+            out = self.model(input_values=values, output_hidden_states=True)
+        states = out.hidden_states
+        if states is None or len(states) != self.num_states:
+            raise RuntimeError(f"{self.source.name} returned {0 if states is None else len(states)}"
+                               f" hidden states, expected {self.num_states}")
+        sums = torch.stack([h.sum(dim=1, dtype=torch.float64) for h in states], dim=1)
+        frames = None
+        if frame_layer == "mean":
+            acc = torch.zeros_like(states[0])
+            for h in states:
+                acc += h
+            frames = acc / len(states)
+        elif frame_layer is not None:
+            frames = states[int(frame_layer)]
+        return (sums.cpu().numpy(),
+                None if frames is None else frames.float().cpu().numpy())
+
+
+def load_encoder(source: EncoderSource, *, sr: int, device: str = "auto") -> MertEncoder:
+    """Load a resolved encoder folder with ``HubertModel`` (eval mode, float32).
+
+    ``config.tie_last_hidden_states = True`` makes the last hidden state the post-final-norm
+    output, as MERT's own code and transformers 4 returned for pre-norm (``do_stable_layer_norm``,
+    MERT-v1-330M) models; for post-norm models (95M, the tiny one) it changes nothing.
+
+    Raises
+    ------
+    MissingDependencyError
+        torch or transformers is not installed.
+    ConfigError
+        The folder is not a HuBERT/MERT checkpoint HubertModel can reproduce (CQT front end,
+        DeepNorm, missing parameters), or its sample rate differs from ``sr``.
+    """
+    try:
+        import torch
+        from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the embed stage needs torch and transformers: pip install 'qagen[embed]'") from exc
+    path = source.path
+    try:
+        config = HubertConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"encoder folder {path} has no readable config.json: {exc}") from exc
+    for flag in ("feature_extractor_cqt", "deepnorm"):
+        if getattr(config, flag, False):
+            raise ConfigError(f"encoder {source.name!r} sets {flag}=true, which transformers' "
+                              "HubertModel cannot reproduce; use MERT-v1-95M or MERT-v1-330M")
+    config.tie_last_hidden_states = True
+    fix = "is it a MERT/HuBERT checkpoint in Hugging Face format?"
+    try:
+        model, info = HubertModel.from_pretrained(path, config=config, output_loading_info=True,
+                                                  dtype=torch.float32)
+    except (OSError, RuntimeError, ValueError) as exc:  # size mismatches are RuntimeErrors
+        raise ConfigError(f"encoder {source.name!r} ({path}) does not fit HubertModel: "
+                          f"{str(exc).splitlines()[0]} {fix}") from exc
+    missing = set(info.get("missing_keys", ())) - _OPTIONAL_PARAMS
+    if missing:
+        raise ConfigError(f"encoder {source.name!r} ({path}) does not fit HubertModel: its "
+                          f"weights lack {sorted(missing)[:5]}; {fix}")
+    if (path / "preprocessor_config.json").is_file():
+        processor = Wav2Vec2FeatureExtractor.from_pretrained(path, do_normalize=True)
+    else:
+        processor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=sr, do_normalize=True)
+    if int(processor.sampling_rate) != sr:
+        raise ConfigError(f"encoder {source.name!r} expects {processor.sampling_rate} Hz audio "
+                          f"but the config asks for sr={sr}; set sr={processor.sampling_rate}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.eval().to(device)
+    hop = int(np.prod(config.conv_stride))
+    enc = MertEncoder(source=source, model=model, processor=processor, device=device, sr=sr,
+                      frame_rate_hz=sr / hop, num_states=config.num_hidden_layers + 1,
+                      hidden_size=config.hidden_size,
+                      min_samples=_receptive_field(config.conv_kernel, config.conv_stride))
+    log.info("loaded encoder %s (%d hidden states × %d, %.1f frames/s) on %s from %s",
+             source.name, enc.num_states, enc.hidden_size, enc.frame_rate_hz, device, path)
+    return enc
+
+
+def _receptive_field(kernels: list[int], strides: list[int]) -> int:
+    """Samples one output frame of the convolution stack sees (400 for MERT-v1)."""
+    field_, jump = 1, 1
+    for k, s in zip(kernels, strides, strict=True):
+        field_ += (k - 1) * jump
+        jump *= s
+    return field_

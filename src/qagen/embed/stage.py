@@ -1,0 +1,483 @@
+"""The embed stage: every readable clip → MERT hidden states, pooled, in shard arrays.
+
+Per clip: decode the window at 24 kHz, cut it into ``chunk_s`` windows, run equal-length
+windows in batches through the encoder, and keep (a) every hidden state mean-pooled over time
+([layers + 1, hidden], what MU-LLaMA feeds its adapter) and (b) optionally one hidden state
+(or their mean) pooled to ``frame_rate_hz`` ([frames, hidden], LLark-style). Results are
+cached under ``cache/embed/`` by audio content hash + window + encoder weights + parameters,
+so one recording under two clip ids is encoded once and a redone shard costs only I/O.
+
+The shard loop follows :func:`qagen.runner.run_stage`'s contract (fingerprinted markers,
+atomic writes, per-item rejections, counts) but writes arrays, not a parquet manifest, so it
+lives here; the per-clip exception boundary is the runner's :class:`GuardedItem`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from qagen.audio import load_audio, sha256_file
+from qagen.embed.config import EmbedConfig
+from qagen.embed.encoder import EncoderSource, MertEncoder, load_encoder, resolve_encoder
+from qagen.embed.pooling import MIN_TAIL_S, chunk_bounds, pool_frames
+from qagen.embed.store import (
+    EmbeddingPaths,
+    remove_stale_arrays,
+    write_array_atomic,
+    write_embedding_index,
+)
+from qagen.errors import ConfigError
+from qagen.manifest import read_records, write_json_atomic, write_records
+from qagen.paths import safe_join
+from qagen.records import AudioStatus, Clip, Rejection
+from qagen.records.embedding import EmbeddingKind, EmbeddingRow, EmbedReason
+from qagen.runner import GuardedItem, StageReport, shard_done, stage_fingerprint
+from qagen.workdir import WorkDir
+
+log = logging.getLogger(__name__)
+
+STAGE = "embed"
+#: Bump when the stored arrays change for the same audio, encoder and parameters.
+STAGE_VERSION = "1"
+
+
+class EmbedIdentity(BaseModel):
+    """What determines the stored arrays: hashed into cache keys and resume fingerprints."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    params: dict[str, Any]
+    encoder_sha256: str
+    encoder_revision: str | None
+
+
+class ClipEmbedding(BaseModel):
+    """One clip's result in memory (arrays already in the stored dtype)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    clip: Clip
+    audio_sha256: str
+    seconds: float
+    cache_key: str
+    cached: bool
+    layers: np.ndarray
+    frames: np.ndarray | None
+
+
+def skip_unreadable(clip: Clip) -> str | None:
+    """Clips whose audio is missing or excluded are not attempted (counted by reason)."""
+    if clip.audio_status in (AudioStatus.missing, AudioStatus.excluded):
+        return f"audio_{clip.audio_status.value}"
+    return None
+
+
+def embed_audio(
+    y: np.ndarray, *, encoder: MertEncoder, config: EmbedConfig
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Encode mono audio at ``encoder.sr`` in windows; pool over time.
+
+    Windows of equal length are batched (``config.batch_size``); the shorter last window
+    runs alone, so no window is ever padded and each window's result does not depend on
+    what it was batched with.
+
+    Returns
+    -------
+    (layers, frames)
+        float32 [layers + 1, hidden] mean over every frame of the clip, and float32
+        [ceil(duration × frame_rate_hz), hidden] (None when ``frame_rate_hz`` is None).
+    """
+    sr = encoder.sr
+    chunk = max(encoder.min_samples, round(config.chunk_s * sr))
+    min_tail = max(encoder.min_samples, min(chunk, round(MIN_TAIL_S * sr)))
+    bounds = chunk_bounds(len(y), chunk_samples=chunk, min_tail_samples=min_tail)
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, (a, b) in enumerate(bounds):
+        by_length[b - a].append(i)
+    frame_layer = config.frame_layer if config.frame_rate_hz is not None else None
+    sums: list[np.ndarray | None] = [None] * len(bounds)
+    seqs: list[np.ndarray | None] = [None] * len(bounds)
+    counts = [0] * len(bounds)
+    for idxs in by_length.values():
+        for k in range(0, len(idxs), config.batch_size):
+            batch = idxs[k: k + config.batch_size]
+            s, f = encoder.forward([y[bounds[i][0]: bounds[i][1]] for i in batch],
+                                   frame_layer=frame_layer)
+            for j, i in enumerate(batch):
+                sums[i] = s[j]
+                seqs[i] = None if f is None else f[j]
+                counts[i] = f.shape[1] if f is not None else _frames_of(encoder, bounds[i])
+    total = sum(counts)
+    layers = (np.sum([s for s in sums if s is not None], axis=0) / total).astype(np.float32)
+    if config.frame_rate_hz is None:
+        return layers, None
+    frames = np.concatenate([f for f in seqs if f is not None], axis=0)
+    times = np.concatenate([a / sr + np.arange(n) / encoder.frame_rate_hz
+                            for (a, _), n in zip(bounds, counts, strict=True)])
+    pooled = pool_frames(frames, times, rate_hz=config.frame_rate_hz, duration_s=len(y) / sr)
+    return layers, pooled
+
+
+def _frames_of(encoder: MertEncoder, bound: tuple[int, int]) -> int:
+    return int(encoder.model._get_feat_extract_output_lengths(bound[1] - bound[0]))
+
+
+@dataclass
+class ClipEmbedder:
+    """The per-item function: cache lookup, else decode + encode + store in the cache.
+
+    The encoder loads on :meth:`load` (the stage calls it before the first shard with work),
+    so a re-run with nothing to do never imports torch or reads the weights.
+    """
+
+    roots: dict[str, Path]
+    config: EmbedConfig
+    source: EncoderSource
+    cache_dir: Path | None
+    identity: EmbedIdentity
+    _encoder: MertEncoder | None = field(default=None, repr=False)
+    _threads_before: int | None = field(default=None, repr=False)
+
+    @property
+    def encoder(self) -> MertEncoder:
+        return self.load()
+
+    def load(self) -> MertEncoder:
+        """Set torch's thread count (restored by :meth:`close`) and load the encoder once."""
+        if self._encoder is None:
+            import torch
+
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(self.config.threads or os.cpu_count() or 1)
+            self._encoder = load_encoder(self.source, sr=self.config.sr,
+                                         device=self.config.device)
+        return self._encoder
+
+    def close(self) -> None:
+        """Give back torch's previous thread count (the stage leaves no global change)."""
+        if self._threads_before is not None:
+            import torch
+
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
+
+    def cache_key(self, clip: Clip, audio_sha256: str) -> str:
+        """Content address: what was heard (audio bytes + window), by which encoder, how."""
+        payload = json.dumps([STAGE_VERSION, audio_sha256, clip.start_s, clip.end_s,
+                              self.identity.model_dump(mode="json")], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def __call__(self, clip: Clip) -> ClipEmbedding | Rejection:
+        root = self.roots[clip.source]
+        try:
+            path = safe_join(root, clip.audio_path)
+            sha = clip.audio_sha256 or sha256_file(path)
+        except OSError as exc:
+            return self._reject(clip, EmbedReason.decode_error, f"{type(exc).__name__}: {exc}")
+        key = self.cache_key(clip, sha)
+        cached = self._read_cache(key)
+        if cached is not None:
+            layers, frames, seconds = cached
+            return ClipEmbedding(clip=clip, audio_sha256=sha, seconds=seconds, cache_key=key,
+                                 cached=True, layers=layers, frames=frames)
+        try:
+            y, _ = load_audio(path, sr=self.config.sr, start_s=clip.start_s, end_s=clip.end_s)
+        except (OSError, RuntimeError, ValueError) as exc:  # LibsndfileError is a RuntimeError
+            return self._reject(clip, EmbedReason.decode_error,
+                                f"{clip.audio_path}: {type(exc).__name__}: {exc}")
+        if len(y) == 0:
+            return self._reject(clip, EmbedReason.empty, f"{clip.audio_path}: no samples in "
+                                f"window {clip.start_s}-{clip.end_s} s")
+        if len(y) < self.encoder.min_samples:
+            return self._reject(clip, EmbedReason.too_short,
+                                f"{clip.audio_path}: {len(y)} samples at {self.config.sr} Hz, "
+                                f"the encoder needs {self.encoder.min_samples}")
+        layers32, frames32 = embed_audio(np.nan_to_num(y), encoder=self.encoder,
+                                         config=self.config)
+        layers = layers32.astype(self.config.dtype)
+        frames = None if frames32 is None else frames32.astype(self.config.dtype)
+        if not (np.isfinite(layers).all() and (frames is None or np.isfinite(frames).all())):
+            return self._reject(clip, EmbedReason.non_finite,
+                                f"{clip.audio_path}: NaN/inf in the {self.config.dtype} output")
+        seconds = round(len(y) / self.config.sr, 6)
+        self._write_cache(key, layers, frames, seconds)
+        return ClipEmbedding(clip=clip, audio_sha256=sha, seconds=seconds, cache_key=key,
+                             cached=False, layers=layers, frames=frames)
+
+    def _reject(self, clip: Clip, reason: EmbedReason, detail: str) -> Rejection:
+        return Rejection(stage=STAGE, source=clip.source, item_id=clip.clip_id,
+                         reason=reason.value, detail=detail)
+
+    def _cache_path(self, key: str) -> Path | None:
+        return None if self.cache_dir is None else self.cache_dir / key[:2] / f"{key}.npz"
+
+    def _read_cache(self, key: str) -> tuple[np.ndarray, np.ndarray | None, float] | None:
+        path = self._cache_path(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                frames = z["frames"] if "frames" in z.files else None
+                return z["layers"], frames, float(z["seconds"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            log.warning("ignoring unreadable cache entry %s: %s", path, exc)
+            return None
+
+    def _write_cache(self, key: str, layers: np.ndarray, frames: np.ndarray | None,
+                     seconds: float) -> None:
+        path = self._cache_path(key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"layers": layers, "seconds": np.float64(seconds)}
+        if frames is not None:
+            arrays["frames"] = frames
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays)
+            Path(tmp).replace(path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def embed(
+    work: WorkDir, *, config: EmbedConfig | None = None, shard_keys: list[str] | None = None,
+    cache: bool = True, strict: bool = False, cache_root: Path | None = None,
+    on_item: Callable[[], None] | None = None,
+) -> StageReport:
+    """Embed every readable clip of the manifest into ``embeddings/`` (+ ``index.parquet``).
+
+    Parameters
+    ----------
+    shard_keys
+        Restrict to these clip shards (the flow maps one task per shard); default all.
+    cache
+        Reuse embeddings keyed by audio hash + window + encoder weights + parameters.
+    strict
+        Re-raise per-clip internal errors (tests); otherwise they are recorded.
+    cache_root
+        qagen's model cache, where the built-in encoder is built (default ``$QAGEN_HOME``
+        or ``~/.cache/qagen``).
+
+    Raises
+    ------
+    ConfigError
+        No ingested sources, an unknown shard key, or an encoder that cannot be used (its
+        message says how to fix it: e.g. the ``hf download`` command for an uncached id).
+    MissingDependencyError
+        ``encoder="jukebox"``, or torch/transformers absent.
+    """
+    from qagen.augment.stage import dataset_roots
+
+    t0 = time.perf_counter()
+    config = config or EmbedConfig()
+    inputs = work.manifest_shards("clips")
+    keys = list(inputs) if shard_keys is None else list(shard_keys)
+    unknown = [k for k in keys if k not in inputs]
+    if unknown:
+        raise ConfigError(f"no clip shards {unknown} in {work.manifests}; have {list(inputs)}")
+    roots = dataset_roots(work)
+    lacking = sorted({k.rsplit("-", 1)[0] for k in keys} - set(roots))
+    if lacking:
+        raise ConfigError(f"no dataset root recorded for sources {lacking} in {work.reports}; "
+                          "run `qagen ingest` for them first")
+    source = resolve_encoder(config.encoder, revision=config.revision, cache_root=cache_root)
+    check_encoder_config(source, config)
+    identity = EmbedIdentity(params=config.output_params(),
+                             encoder_sha256=source.weights_sha256,
+                             encoder_revision=source.revision)
+    embedder = ClipEmbedder(roots=roots, config=config, source=source,
+                            cache_dir=(work.cache / STAGE) if cache else None, identity=identity)
+    paths = EmbeddingPaths(work)
+    report = StageReport(stage=STAGE)
+    totals = {k: Counter[str]() for k in ("skipped", "rejected", "counts")}
+    redone: dict[str, set[str]] = {}
+    try:
+        for key in keys:
+            fingerprint = stage_fingerprint(STAGE, STAGE_VERSION, identity, inputs[key])
+            meta = _finished(work, key, fingerprint)
+            if meta is None:
+                embedder.load()
+                meta = _embed_shard(work, key, inputs[key], embedder, fingerprint,
+                                    strict=strict, on_item=on_item)
+                redone[key] = set(meta["files"])  # type: ignore[arg-type]
+            else:
+                report.shards_reused += 1
+            report.shards += 1
+            report.items_in += int(meta["items_in"])  # type: ignore[call-overload]
+            report.items_out += int(meta["items_out"])  # type: ignore[call-overload]
+            for kind in totals:
+                totals[kind].update(meta.get(kind, {}))  # type: ignore[arg-type]
+    finally:
+        embedder.close()
+    orphans = _remove_orphans(work, keep=set(inputs)) if shard_keys is None else 0
+    if redone or orphans or not paths.index.is_file():
+        rows = write_embedding_index(work, keys=list(inputs) if shard_keys is None else None)
+        log.info("%s: index of %d rows in %s", STAGE, rows, paths.index)
+    for key, files in redone.items():
+        remove_stale_arrays(work, key, keep=files)
+    report.skipped = dict(sorted(totals["skipped"].items()))
+    report.rejected = dict(sorted(totals["rejected"].items()))
+    report.counts = dict(sorted(totals["counts"].items()))
+    report.seconds = round(time.perf_counter() - t0, 3)
+    log.info("%s: %d shards (%d reused), %d in, %d out, skipped %s, rejected %s", STAGE,
+             report.shards, report.shards_reused, report.items_in, report.items_out,
+             report.skipped, report.rejected)
+    return report
+
+
+def check_encoder_config(source: EncoderSource, config: EmbedConfig) -> None:
+    """Refuse settings the encoder cannot honour, before any work (reads config.json only).
+
+    Raises
+    ------
+    ConfigError
+        ``frame_rate_hz`` above the encoder's frame rate, or ``frame_layer`` out of range.
+    """
+    try:
+        meta = json.loads((source.path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"encoder folder {source.path} has no readable config.json: "
+                          f"{exc}") from exc
+    strides = meta.get("conv_stride", [5, 2, 2, 2, 2, 2, 2])
+    native = config.sr / float(np.prod(strides))
+    if config.frame_rate_hz is not None and config.frame_rate_hz > native:
+        raise ConfigError(f"frame_rate_hz={config.frame_rate_hz} exceeds the encoder's "
+                          f"{native:g} frames/s at {config.sr} Hz; choose ≤ {native:g}")
+    states = int(meta.get("num_hidden_layers", 12)) + 1
+    if isinstance(config.frame_layer, int) and not -states <= config.frame_layer < states:
+        raise ConfigError(f"frame_layer={config.frame_layer} is out of range: "
+                          f"{source.name!r} returns {states} hidden states "
+                          f"(0..{states - 1}, or negative from the end, or 'mean')")
+
+
+def _finished(work: WorkDir, key: str, fingerprint: str) -> dict[str, object] | None:
+    """The marker when the shard is done with this fingerprint and its files all exist."""
+    paths = EmbeddingPaths(work)
+    meta = shard_done(work.marker(STAGE, key), fingerprint, paths.index_part(key))
+    if meta is None:
+        return None
+    files = meta.get("files", [])
+    if not isinstance(files, list) or not all((paths.root / f).is_file() for f in files):
+        return None
+    return meta
+
+
+def _embed_shard(
+    work: WorkDir, key: str, in_path: Path, embedder: ClipEmbedder, fingerprint: str, *,
+    strict: bool, on_item: Callable[[], None] | None,
+) -> dict[str, object]:
+    """Embed one shard; write arrays, then the index part, then the marker."""
+    t0 = time.perf_counter()
+    clips = read_records(in_path, Clip)
+    skipped: Counter[str] = Counter()
+    guarded = GuardedItem(embedder, STAGE, strict)
+    results: list[ClipEmbedding] = []
+    rejections: list[Rejection] = []
+    for clip in clips:
+        reason = skip_unreadable(clip)
+        if reason:
+            skipped[reason] += 1
+            continue
+        for item in guarded(clip):
+            if isinstance(item, Rejection):
+                rejections.append(item)
+            elif isinstance(item, ClipEmbedding):
+                results.append(item)
+            else:
+                raise TypeError(f"{STAGE} returned {type(item).__name__}")
+        if on_item is not None:
+            on_item()
+    files = _write_shard(work, key, results, embedder, tag=fingerprint)
+    rej_path = work.rejects_shard(STAGE, key)
+    if rejections:
+        write_records(rej_path, rejections, Rejection)
+    else:
+        rej_path.unlink(missing_ok=True)
+    meta: dict[str, object] = {
+        "items_in": len(clips), "items_out": len(results), "skipped": dict(skipped),
+        "rejected": dict(Counter(r.reason for r in rejections)),
+        "counts": dict(Counter("cache_hit" if r.cached else "computed" for r in results)),
+        "seconds": round(time.perf_counter() - t0, 3), "files": files,
+        "fingerprint": fingerprint, "stage_version": STAGE_VERSION,
+    }
+    write_json_atomic(work.marker(STAGE, key), meta)
+    return meta
+
+
+def _write_shard(
+    work: WorkDir, key: str, results: Sequence[ClipEmbedding], embedder: ClipEmbedder, *,
+    tag: str,
+) -> list[str]:
+    """Write the shard's arrays and index part; returns the array file names.
+
+    One block per distinct cache key: two clips of the same recording share their rows.
+    """
+    paths = EmbeddingPaths(work)
+    config, source = embedder.config, embedder.source
+    kinds = [EmbeddingKind.layers] + ([EmbeddingKind.frames] if config.frame_rate_hz else [])
+    names = {kind: paths.array_name(kind, key, tag) for kind in kinds}
+    blocks: dict[EmbeddingKind, list[np.ndarray]] = {kind: [] for kind in kinds}
+    offsets: dict[EmbeddingKind, int] = dict.fromkeys(kinds, 0)
+    placed: dict[str, dict[EmbeddingKind, int]] = {}
+    rows: list[EmbeddingRow] = []
+    for res in results:
+        arrays = {kind: _array_of(res, kind) for kind in kinds}
+        if res.cache_key not in placed:
+            placed[res.cache_key] = {}
+            for kind, arr in arrays.items():
+                placed[res.cache_key][kind] = offsets[kind]
+                blocks[kind].append(arr)
+                offsets[kind] += arr.shape[0]
+        for kind, arr in arrays.items():
+            rows.append(EmbeddingRow(
+                clip_id=res.clip.clip_id, source=res.clip.source, kind=kind,
+                file=names[kind], offset=placed[res.cache_key][kind], shape=list(arr.shape),
+                dtype=str(arr.dtype), encoder=source.name, encoder_revision=source.revision,
+                encoder_sha256=source.weights_sha256, random_init=source.random_init,
+                layer="all" if kind is EmbeddingKind.layers else str(config.frame_layer),
+                frame_rate_hz=config.frame_rate_hz if kind is EmbeddingKind.frames else None,
+                sr=config.sr, chunk_s=config.chunk_s, audio_sha256=res.audio_sha256,
+                start_s=res.clip.start_s, end_s=res.clip.end_s, seconds=res.seconds,
+                cache_key=res.cache_key))
+    for kind in kinds:
+        data = (np.concatenate(blocks[kind], axis=0) if blocks[kind]
+                else np.zeros((0, 0), dtype=config.dtype))
+        write_array_atomic(paths.root / names[kind], data)
+    write_records(paths.index_part(key), rows, EmbeddingRow)
+    return sorted(names.values())
+
+
+def _array_of(res: ClipEmbedding, kind: EmbeddingKind) -> np.ndarray:
+    arr = res.layers if kind is EmbeddingKind.layers else res.frames
+    if arr is None:
+        raise ValueError(f"{res.clip.clip_id}: no {kind.value} array (stale cache entry?)")
+    return arr
+
+
+def _remove_orphans(work: WorkDir, *, keep: set[str]) -> int:
+    """Outputs of clip shards that no longer exist (the source shrank) are removed."""
+    paths = EmbeddingPaths(work)
+    removed = 0
+    for key, part in paths.index_parts().items():
+        if key in keep:
+            continue
+        part.unlink(missing_ok=True)
+        remove_stale_arrays(work, key, keep=set())
+        work.marker(STAGE, key).unlink(missing_ok=True)
+        work.rejects_shard(STAGE, key).unlink(missing_ok=True)
+        removed += 1
+    return removed

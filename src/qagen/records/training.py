@@ -1,0 +1,76 @@
+"""Records of the train and evaluate stages: loss-log lines, predictions, run reports."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LossLogEntry(BaseModel):
+    """One line of ``WORKDIR/train/<run>/loss.jsonl``: the loss of one optimizer step."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    step: int = Field(ge=1, description="Optimizer step (1-based) this loss belongs to.")
+    loss: float = Field(description="Mean answer-token cross-entropy over the step's batches.")
+    lr: float = Field(description="Learning rate used by this step.")
+
+
+class Prediction(BaseModel):
+    """One line of ``WORKDIR/train/<run>/eval/predictions.jsonl``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    qa_id: str
+    clip_id: str
+    kind: str
+    question: str
+    reference: str
+    prediction: str
+
+
+class DataCounts(BaseModel):
+    """What the QA pairs turned into: examples per side, and what was skipped and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    pairs: int = 0
+    train_pairs: int = 0
+    eval_pairs: int = 0
+    train_clips: int = 0
+    eval_clips: int = 0
+    split_rule: str = Field(default="", description="'dataset' (the records' own splits) or"
+                                                    " 'hash' (clip-id hash; a split was empty).")
+    skipped: dict[str, int] = Field(default_factory=dict, description="Pairs left out, by reason.")
+
+
+class TrainReport(BaseModel):
+    """Summary of one train run, written to ``WORKDIR/train/<run>/report.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+    run: str
+    arch: str
+    lm: str
+    encoder: str
+    fingerprint: str
+    steps: int
+    resumed_from_step: int = 0
+    reused: bool = Field(default=False, description="True when a finished run was returned.")
+    data: DataCounts
+    trainable_params: int
+    frozen_params: int
+    first_loss: float | None = None
+    last_loss: float | None = None
+    seconds: float = 0.0
+    seconds_per_step: float | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+
+
+class EvalReport(BaseModel):
+    """Summary of one evaluation, written to ``WORKDIR/train/<run>/eval/metrics.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+    run: str
+    fingerprint: str
+    pairs: int
+    metrics: dict[str, float | None]
+    baseline_metrics: dict[str, float | None] | None = None
+    reused: bool = False
+    seconds: float = 0.0
