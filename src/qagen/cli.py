@@ -316,6 +316,54 @@ def embed(
 
 
 @app.command()
+def train(
+    work: Annotated[Path, typer.Option(help="Work directory (after generate + embed).")] = Path(
+        "work"),
+    run: Annotated[str, typer.Option(help="Run name → WORK/train/RUN/.")] = "demo",
+    arch: Annotated[str, typer.Option(help="mu_llama|llark")] = "mu_llama",
+    lm: Annotated[str, typer.Option(help="Frozen LM: HF id, dir, or packaged default.")] = (
+        "smollm2-135m-instruct"),
+    steps: Annotated[int, typer.Option()] = 150,
+    batch_size: Annotated[int, typer.Option()] = 4,
+    grad_accum: Annotated[int, typer.Option()] = 1,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    adapter_layers: Annotated[int, typer.Option(help="MU-LLaMA: 20 for Llama-2-7B.")] = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
+) -> None:
+    """Train a MU-LLaMA adapter / LLark projector on WORK/qa with precomputed embeddings."""
+    from qagen.train import TrainConfig
+    from qagen.train import train as run_train
+    from qagen.workdir import WorkDir
+
+    cfg = TrainConfig(run=run, arch=arch, lm=lm, steps=steps, batch_size=batch_size,
+                      grad_accum=grad_accum, lr=lr, adapter_layers=adapter_layers, seed=seed,
+                      threads=threads)
+    report = run_train(WorkDir(work), config=cfg)
+    out.print_json(report.model_dump_json())
+
+
+@app.command()
+def evaluate(
+    work: Annotated[Path, typer.Option(help="Work directory (after train).")] = Path("work"),
+    run: Annotated[str, typer.Option(help="Run name under WORK/train/.")] = "demo",
+    max_new_tokens: Annotated[int, typer.Option()] = 64,
+    batch_size: Annotated[int, typer.Option()] = 8,
+    baseline: Annotated[bool, typer.Option(help="Also score the LM alone.")] = True,
+    threads: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Answer the held-out questions with a trained run; write predictions, metrics, card."""
+    from qagen.evaluate import EvaluateConfig
+    from qagen.evaluate import evaluate as run_eval
+    from qagen.workdir import WorkDir
+
+    report = run_eval(WorkDir(work), run=run, config=EvaluateConfig(
+        max_new_tokens=max_new_tokens, batch_size=batch_size, baseline=baseline,
+        threads=threads))
+    out.print_json(report.model_dump_json())
+
+
+@app.command()
 def publish(
     work: Annotated[Path, typer.Option(help="Work directory (after generate).")] = Path("work"),
     out_dir: Annotated[Path | None, typer.Option("--out", help="Default WORK/publish/hf.")] = None,

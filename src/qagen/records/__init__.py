@@ -6,17 +6,20 @@ from qagen.records.features import ChordSegment, ClipFeatures, FeatureStatus, Te
 from qagen.records.publish import PublishedClip, PublishedQA
 from qagen.records.qa import QARecord, QARejected
 from qagen.records.rejection import Rejection
+from qagen.records.training import EvalReport, LossLogEntry, Prediction, TrainReport
 
 #: Every record model whose JSON Schema is exported to ``schemas/``.
 RECORD_MODELS = {
     "clip": Clip, "clip_features": ClipFeatures, "qa_record": QARecord,
     "qa_rejected": QARejected, "rejection": Rejection,
     "embedding_row": EmbeddingRow, "published_clip": PublishedClip, "published_qa": PublishedQA,
+    "loss_log_entry": LossLogEntry, "prediction": Prediction, "train_report": TrainReport,
+    "eval_report": EvalReport,
 }
 
 __all__ = [
-    "RECORD_MODELS", "AudioStatus", "ChordSegment", "Clip", "ClipFeatures",
-    "EmbedReason", "EmbeddingKind", "EmbeddingRow", "FeatureStatus",
-    "PublishedClip", "PublishedQA", "QARecord", "QARejected", "Rejection", "Split",
-    "TempoAgreement",
+    "RECORD_MODELS", "AudioStatus", "ChordSegment", "Clip", "ClipFeatures", "EmbedReason",
+    "EmbeddingKind", "EmbeddingRow", "EvalReport", "FeatureStatus", "LossLogEntry",
+    "Prediction", "PublishedClip", "PublishedQA", "QARecord", "QARejected", "Rejection",
+    "Split", "TempoAgreement", "TrainReport",
 ]

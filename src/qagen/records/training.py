@@ -55,8 +55,9 @@ class TrainReport(BaseModel):
     data: DataCounts
     trainable_params: int
     frozen_params: int
-    first_loss: float | None = None
-    last_loss: float | None = None
+    first_loss: float | None = Field(default=None, description="Loss of step 1.")
+    last_loss: float | None = Field(default=None, description="Mean logged loss over the last"
+                                                              " fifth of the steps.")
     seconds: float = 0.0
     seconds_per_step: float | None = None
     device: str = "cpu"

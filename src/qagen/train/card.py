@@ -1,0 +1,83 @@
+"""The model card of a train run: what was trained, on what, and how it scores."""
+
+from __future__ import annotations
+
+from qagen.records.training import EvalReport, TrainReport
+from qagen.train.config import TrainConfig
+
+_ARCH_TEXT = {
+    "mu_llama": "MU-LLaMA-style adapter: pooled encoder layers → Conv1d (L+1→1) → Linear → "
+                "residual gated dense blocks → prefix keys/values attended by the last "
+                "{n} LM layers through zero-initialised tanh gates",
+    "llark": "LLark-style projector ({proj}): encoder frames → LM token-embedding space, "
+             "prepended to the question as audio tokens",
+}
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def render_card(report: TrainReport, *, config: TrainConfig,
+                evaluation: EvalReport | None = None) -> str:
+    """Markdown model card (YAML front matter + sections) for ``WORKDIR/train/<run>/``."""
+    arch = _ARCH_TEXT[report.arch].format(n=config.adapter_layers, proj=config.projector)
+    d = report.data
+    skipped = ", ".join(f"{k}: {v}" for k, v in d.skipped.items()) or "none"
+    lines = [
+        "---",
+        "library_name: qagen",
+        f"base_model: {report.lm}",
+        "tags: [music, music-understanding, adapter, qagen]",
+        "---",
+        "",
+        f"# {report.run}: {report.arch} adapter on {report.lm}",
+        "",
+        f"Architecture: {arch}. The LM and the encoder are frozen; only the adapter "
+        f"({report.trainable_params:,} parameters; LM {report.frozen_params:,}) was trained, "
+        "and only its weights are in `adapter.safetensors`.",
+        "",
+        "## Training data",
+        "",
+        f"- QA pairs from this work directory's `qa/` (generate stage): {d.pairs} pairs.",
+        f"- Train: {d.train_pairs} pairs over {d.train_clips} clips; held out: {d.eval_pairs} "
+        f"pairs over {d.eval_clips} clips; split rule: `{d.split_rule}` (no clip on both "
+        "sides).",
+        f"- Skipped pairs: {skipped}.",
+        f"- Audio encoder (precomputed embeddings): `{report.encoder}`.",
+        "",
+        "## Training",
+        "",
+        f"- {report.steps} steps, batch {config.batch_size} × accumulation {config.grad_accum},"
+        f" AdamW lr {config.lr:g} (warmup {config.warmup_steps}, cosine to "
+        f"{config.min_lr_ratio:g}×), weight decay {config.weight_decay:g}, seed {config.seed}, "
+        f"max length {config.max_len} tokens; loss on answer tokens only.",
+        f"- Device {report.device}, precision {report.precision}, {report.seconds:.1f} s"
+        + (f" ({report.seconds_per_step:.2f} s/step)" if report.seconds_per_step else "")
+        + ".",
+        f"- Loss: step 1 {_fmt(report.first_loss)}, mean of the last fifth "
+        f"{_fmt(report.last_loss)} "
+        "(`loss.jsonl`).",
+        "",
+        "## Evaluation",
+        "",
+    ]
+    if evaluation is None:
+        lines.append("Not evaluated yet (`qagen evaluate`).")
+    else:
+        lines += [f"Greedy answers to {evaluation.pairs} held-out pairs "
+                  "(`eval/predictions.jsonl`).", ""]
+        base = evaluation.baseline_metrics
+        lines.append("| metric | adapter | LM alone |" if base is not None else
+                     "| metric | adapter |")
+        lines.append("|---|---|---|" if base is not None else "|---|---|")
+        for name, value in evaluation.metrics.items():
+            row = f"| {name} | {_fmt(value)} |"
+            if base is not None:
+                row += f" {_fmt(base.get(name))} |"
+            lines.append(row)
+    lines += ["", "## Limitations", "",
+              "Trained on machine-generated QA pairs; answers inherit their errors. A small LM "
+              "and a few hundred steps exercise the pipeline; they do not make a useful model.",
+              ""]
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""``TrainConfig``: every parameter of a train run that changes its weights.
+
+The config is hashed into the run's fingerprint, so a re-run with the same config returns
+the finished run and a different config under the same run name is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from qagen.generate.models import PACKAGED_MODEL
+
+
+class TrainConfig(BaseModel):
+    """Parameters of the train stage (the embeddings come from the embed stage's store)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    run: str = Field(default="demo", pattern=r"^[A-Za-z0-9_.-]+$",
+                     description="Run name: output goes to WORKDIR/train/<run>/.")
+    arch: Literal["mu_llama", "llark"] = Field(
+        default="mu_llama",
+        description="mu_llama: pooled MERT layers → zero-gated prefix adapter in the last"
+                    " layers; llark: frame sequence → projected audio tokens before the text.")
+    lm: str = Field(default=PACKAGED_MODEL,
+                    description="Frozen causal LM: HF id or folder (packaged SmolLM2 default).")
+    encoder: str = Field(default="m-a-p/MERT-v1-330M",
+                         description="Encoder that made the embeddings (for the model card).")
+    steps: int = Field(default=150, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(default=4, ge=1)
+    grad_accum: int = Field(default=1, ge=1, description="Micro-batches per optimizer step.")
+    lr: float = Field(default=1e-3, gt=0)
+    warmup_steps: int = Field(default=10, ge=0)
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1, description="Cosine floor / peak.")
+    weight_decay: float = Field(default=0.02, ge=0)
+    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    seed: int = 0
+    max_len: int = Field(default=160, ge=16, description="Tokens per example (text part).")
+    # MU-LLaMA adapter
+    adapter_layers: int = Field(default=8, ge=1,
+                                description="Last N LM layers that attend to the adapter"
+                                            " (capped at the LM's depth). MU-LLaMA uses 20 of"
+                                            " Llama-2-7B's 32; 8 keeps the CPU demo fast, since"
+                                            " backward runs only through these layers.")
+    prefix_len: int = Field(default=1, ge=1, description="Prefix queries per layer (MU-LLaMA: 1).")
+    adapter_blocks: int = Field(default=3, ge=0, description="Residual gated dense blocks.")
+    adapter_ffn_mult: int = Field(default=4, ge=1, description="Dense block width / LM width.")
+    # LLark projector
+    projector: Literal["linear", "mlp"] = "mlp"
+    projector_hidden: int | None = Field(default=None, ge=1,
+                                         description="MLP hidden width (None = LM width).")
+    max_audio_tokens: int = Field(default=256, ge=1, description="Frames kept per clip.")
+    # data split
+    eval_fraction: float = Field(default=0.2, gt=0, lt=1,
+                                 description="Held-out share of clips for the hash split.")
+    # bookkeeping
+    log_every: int = Field(default=5, ge=1)
+    save_every: int = Field(default=50, ge=1)
+    keep_checkpoints: int = Field(default=2, ge=1)
+    device: str | None = Field(default=None, description="None = cuda when available, else cpu.")
+    threads: int | None = Field(default=None, ge=1,
+                                description="CPU intra-op threads (None = torch's default).")
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> TrainConfig:
+        if self.warmup_steps >= self.steps and self.steps > 1:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be < steps ({self.steps})")
+        return self
+
+    def fingerprint(self) -> str:
+        """Hash of the fields that change the weights (not logging, saving or device)."""
+        fields = self.model_dump(exclude={"log_every", "save_every", "keep_checkpoints",
+                                          "device", "threads"})
+        blob = json.dumps(fields, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]

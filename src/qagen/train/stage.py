@@ -1,0 +1,161 @@
+"""The train stage: QA pairs + precomputed music embeddings → a trained adapter.
+
+Writes ``WORKDIR/train/<run>/`` (see ``RunDir``). A finished run with the same config is
+returned without training; a killed run resumes from its newest checkpoint; a different
+config under an existing run name is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from qagen.errors import ConfigError
+from qagen.manifest import write_json_atomic
+from qagen.records.training import EvalReport, TrainReport
+from qagen.train.card import render_card
+from qagen.train.config import TrainConfig
+from qagen.train.data import (
+    KIND_BY_ARCH,
+    EmbeddingSource,
+    SplitData,
+    build_examples,
+    load_pairs,
+    open_embeddings,
+)
+from qagen.train.rundir import RunDir
+from qagen.workdir import WorkDir
+
+log = logging.getLogger(__name__)
+
+#: Bump when the same config would train different weights (data handling, loop).
+STAGE_VERSION = "1"
+
+
+def _fingerprint(config: TrainConfig) -> str:
+    return f"{STAGE_VERSION}-{config.fingerprint()}"
+
+
+def read_run_config(run: RunDir) -> tuple[TrainConfig, dict[str, Any]]:
+    """The config a run was started with, and its metadata (feature shape, fingerprint)."""
+    meta = json.loads(run.config.read_text(encoding="utf-8"))
+    return TrainConfig.model_validate(meta["train"]), meta
+
+
+def finished_report(run: RunDir, fingerprint: str) -> TrainReport | None:
+    """The run's report when it finished with this fingerprint, else None."""
+    if not (run.report.is_file() and run.adapter.is_file()):
+        return None
+    report = TrainReport.model_validate_json(run.report.read_text(encoding="utf-8"))
+    return report if report.fingerprint == fingerprint else None
+
+
+def write_card(run: RunDir, *, report: TrainReport, config: TrainConfig,
+               evaluation: EvalReport | None = None) -> None:
+    """(Re)write the run's model card."""
+    from qagen.train.checkpoint import atomic_path
+
+    with atomic_path(run.card) as tmp:
+        tmp.write_text(render_card(report, config=config, evaluation=evaluation),
+                       encoding="utf-8")
+
+
+def _check_shapes(data: SplitData, arch: str) -> tuple[int, ...]:
+    shapes = {e.features.shape if arch == "mu_llama" else e.features.shape[1:]
+              for e in data.train + data.eval}
+    if len(shapes) != 1 or any(e.features.ndim != 2 for e in data.train):
+        raise ConfigError(f"embeddings of kind {KIND_BY_ARCH[arch]!r} must be 2-D arrays of one"
+                          f" width from one encoder; found shapes {sorted(shapes)[:4]}")
+    return tuple(int(n) for n in data.train[0].features.shape)
+
+
+def train(work: WorkDir, *, config: TrainConfig | None = None,
+          embeddings: EmbeddingSource | None = None, progress: bool = True) -> TrainReport:
+    """Train a MU-LLaMA adapter or LLark projector on the work dir's QA pairs.
+
+    Parameters
+    ----------
+    work
+        Work directory holding ``qa/qa-*.parquet``.
+    config
+        Train parameters; default ``TrainConfig()`` (packaged SmolLM2, MU-LLaMA adapter).
+    embeddings
+        Per-clip embeddings (``layers`` for mu_llama, ``frames`` for llark); default: the
+        embed stage's store under ``WORKDIR/embeddings/``.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    TrainReport
+        Also written to ``WORKDIR/train/<run>/report.json``.
+
+    Raises
+    ------
+    ConfigError
+        No QA pairs, no usable examples, mixed embedding shapes, or the run name already
+        holds a run with a different config.
+    """
+    import torch
+
+    from qagen.train.checkpoint import save_adapter
+    from qagen.train.loop import run_training
+    from qagen.train.model import MusicLM, autocast_dtype, load_lm, pick_device
+
+    config = config or TrainConfig()
+    run = RunDir.of(work, config.run)
+    fingerprint = _fingerprint(config)
+    if run.config.is_file():
+        meta = json.loads(run.config.read_text(encoding="utf-8"))
+        if meta.get("fingerprint") != fingerprint:
+            raise ConfigError(f"{run.root} holds a run with another config: choose another run"
+                              " name or delete that folder")
+    done = finished_report(run, fingerprint)
+    if done is not None:
+        log.info("train run %s already finished; reusing it", config.run)
+        return done.model_copy(update={"reused": True})
+    started = time.perf_counter()
+    pairs = load_pairs(work.root / "qa")
+    if not pairs:
+        raise ConfigError(f"no QA pairs under {work.root / 'qa'}: run `qagen generate` first")
+    source = embeddings if embeddings is not None else open_embeddings(work.root)
+    device = pick_device(config.device, threads=config.threads)
+    lm, tokenizer = load_lm(config.lm, device=device)
+    data = build_examples(pairs, tokenizer=tokenizer, embeddings=source,
+                          kind=KIND_BY_ARCH[config.arch], max_len=config.max_len,
+                          eval_fraction=config.eval_fraction)
+    if not data.train:
+        raise ConfigError(f"no training examples from {len(pairs)} pairs (skipped:"
+                          f" {data.counts.skipped}): embed the clips first")
+    shape = _check_shapes(data, config.arch)
+    torch.manual_seed(config.seed)
+    model = MusicLM.build(lm, tokenizer, config=config, feature_shape=shape)
+    encoder = getattr(source, "encoder_id", None) or config.encoder
+    write_json_atomic(run.config, {
+        "train": config.model_dump(), "fingerprint": fingerprint, "feature_shape": list(shape),
+        "encoder": encoder, "stage_version": STAGE_VERSION})
+    write_json_atomic(run.split, {
+        "rule": data.counts.split_rule,
+        "train_clips": sorted({e.pair.clip_id for e in data.train}),
+        "eval_clips": sorted({e.pair.clip_id for e in data.eval})})
+    result = run_training(model, data.train, config=config, run=run,
+                          fingerprint=fingerprint, progress=progress)
+    save_adapter(run.adapter, model.music)
+    trainable = sum(p.numel() for p in model.music.parameters())
+    report = TrainReport(
+        run=config.run, arch=config.arch, lm=config.lm, encoder=encoder,
+        fingerprint=fingerprint, steps=config.steps,
+        resumed_from_step=result.resumed_from_step, data=data.counts,
+        trainable_params=trainable, frozen_params=sum(p.numel() for p in lm.parameters()),
+        first_loss=result.first_loss, last_loss=result.last_loss,
+        seconds=round(time.perf_counter() - started, 2),
+        seconds_per_step=(round(result.seconds / result.steps_run, 4)
+                          if result.steps_run else None),
+        device=str(device), precision="bf16-autocast" if autocast_dtype(device) else "fp32")
+    write_json_atomic(run.report, report.model_dump(mode="json"))
+    write_card(run, report=report, config=config)
+    log.info("trained %s: loss %s → %s in %.1f s", config.run, report.first_loss,
+             report.last_loss, report.seconds)
+    return report
