@@ -7,13 +7,17 @@ comma := ,
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-$(subst $(comma),_,$(EXTRAS))
 OUT ?= out/musicqa-demo
 PYTEST_ARGS ?=
+CONFIG ?=
+PREFECT_PORT ?= 4200
+PREFECT_SERVER := http://127.0.0.1:$(PREFECT_PORT)/api
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install dataset test test-fast test-vllm venv-vllm lint schemas bench clean
+.PHONY: help install dataset test test-fast test-vllm venv-vllm lint schemas bench clean \
+	prefect-server serve deploy run-deployment
 
 help:
 	@echo "make dataset   run build-musicqa on the embedded demo corpus into $(OUT)"
@@ -40,7 +44,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 dataset: $(STAMP)
-	$(PY) flows/build_musicqa.py --out $(OUT)
+	$(PY) flows/build_musicqa.py --out $(OUT) $(if $(CONFIG),--config $(CONFIG))
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests flows bench
@@ -67,3 +71,18 @@ bench: $(STAMP)
 
 clean:
 	rm -rf out .prefect .pytest_cache
+
+# build-musicqa as a deployment: `make prefect-server` in one shell, then `make serve` (or
+# `make deploy`: process work pool + worker) in another, then `make run-deployment`.
+prefect-server: $(STAMP)
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+serve: $(STAMP)
+	PREFECT_API_URL=$(PREFECT_SERVER) $(PY) flows/serve.py --work-dir $(OUT)
+
+deploy: $(STAMP)
+	PREFECT_API_URL=$(PREFECT_SERVER) QAGEN_REPO=$(CURDIR) PREFECT=$(VENV)/bin/prefect \
+		bash scripts/prefect-deploy.sh
+
+run-deployment: $(STAMP)
+	PREFECT_API_URL=$(PREFECT_SERVER) $(VENV)/bin/prefect deployment run build-musicqa/local --watch

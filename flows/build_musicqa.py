@@ -1,10 +1,17 @@
 """The Prefect flow **build-musicqa**: a thin shell over ``qagen.stages``.
 
-Each stage of the pipeline is a task calling the same function the CLI calls. Stages land
-issue by issue; the flow reports which ones it ran. Run it locally (Prefect's ephemeral
+Each stage is one small block: a task calling the same function the CLI calls (or one task
+per clip-manifest shard, ≤500 clips each, for stages that fan out) and a step that submits
+it, registered in ``STEPS``. The stages' own done-markers make a re-run of a finished build
+take seconds and let a killed run resume; Prefect caching is therefore off (``NO_CACHE``).
+
+Tasks run on the task runner the parameters pick: local threads (default), Dask or Ray
+(``task_runners.py``). Task bodies use only ``qagen`` and the standard library, so a cluster
+worker needs the ``qagen`` package, not this folder. Run it locally (Prefect's ephemeral
 mode, no server needed)::
 
     python flows/build_musicqa.py --out out/musicqa-demo
+    python flows/build_musicqa.py --out out/big --task-runner dask --address tcp://sched:8786
 """
 
 from __future__ import annotations
@@ -12,41 +19,75 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+import yaml
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, Field
+from task_runners import TaskRunnerSpec, make_task_runner, placed
 
 from qagen import stages
 from qagen.workdir import WorkDir
 
-#: Stages in pipeline order; those not yet implemented are refused with a clear error.
-ALL_STAGES = ("ingest", "augment", "generate", "embed", "train", "publish")
-IMPLEMENTED = ("ingest", "augment", "generate")
+#: Stages in pipeline order; a stage runs when ``STEPS`` has a step and ``qagen.stages`` has it.
+ALL_STAGES = ("ingest", "augment", "generate", "embed", "train", "evaluate", "publish")
 
 
-@task(name="demo-corpus")
+class BuildPlan(BaseModel):
+    """Everything the steps need, validated once before any work."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    work_dir: str
+    sources: dict[str, str] | None = None
+    source_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    demo_dir: str
+    clips_per_shard: int = Field(default=500, ge=1, le=500)
+    augment_workers: int = Field(default=2, ge=1)
+    backend: dict[str, Any] = Field(default_factory=dict)
+    generate_config: dict[str, Any] = Field(default_factory=dict)
+    generate_resources: dict[str, float] = Field(default_factory=dict)
+    encoder: str | None = None
+    embed_config: dict[str, Any] = Field(default_factory=dict)
+    train_config: dict[str, Any] = Field(default_factory=dict)
+    evaluate_config: dict[str, Any] = Field(default_factory=dict)
+    publish_config: dict[str, Any] = Field(default_factory=dict)
+    output_repo: str | None = None
+    output_private: bool = True
+    runner: TaskRunnerSpec = Field(default_factory=TaskRunnerSpec)
+
+
+# --- tasks: each calls one stage function; arguments and results are plain JSON -------------
+
+
+@task(name="demo-corpus", cache_policy=NO_CACHE)
 def render_demo(demo_dir: str) -> dict[str, str]:
     """Render (or reuse) the demo corpus; returns source → dataset root."""
     return stages.write_demo_corpus(Path(demo_dir)).sources
 
 
-@task(name="ingest", task_run_name="ingest-{source}")
-def ingest_source(source: str, root: str, work_dir: str, options: dict[str, Any]) -> dict[str, Any]:
+@task(name="ingest", task_run_name="ingest-{source}", cache_policy=NO_CACHE)
+def ingest_source(source: str, root: str, work_dir: str, options: dict[str, Any],
+                  shard_size: int = 500) -> dict[str, Any]:
     """Ingest one source into the clip manifest; returns its report."""
-    report = stages.ingest(source, Path(root), work=WorkDir(Path(work_dir)), options=options)
+    report = stages.ingest(source, Path(root), work=WorkDir(Path(work_dir)), options=options,
+                           shard_size=shard_size)
     return report.model_dump(mode="json")
 
 
-@task(name="augment", task_run_name="augment-{shard_key}")
+@task(name="augment", task_run_name="augment-{shard_key}", cache_policy=NO_CACHE)
 def augment_shard(work_dir: str, shard_key: str, workers: int) -> dict[str, Any]:
-    """Measure the clips of one manifest shard (a pool of single-threaded workers)."""
+    """Measure the clips of one manifest shard (``workers`` > 1: a process pool)."""
     report = stages.augment(WorkDir(Path(work_dir)), shard_keys=[shard_key], workers=workers)
     return report.model_dump(mode="json")
 
 
-@task(name="generate")
+@task(name="generate", cache_policy=NO_CACHE)
 def generate_all(work_dir: str, backend: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """Generate QA pairs over every shard with one backend instance (loaded once)."""
     from qagen.config import GenerateConfig
@@ -57,6 +98,180 @@ def generate_all(work_dir: str, backend: dict[str, Any], config: dict[str, Any])
     return {**report.model_dump(mode="json"), "first_try_valid_rate": report.first_try_valid_rate}
 
 
+@task(name="embed", task_run_name="embed-{label}", cache_policy=NO_CACHE)
+def embed_shards(work_dir: str, shard_keys: list[str] | None, config: dict[str, Any],
+                 label: str = "all") -> dict[str, Any]:
+    """Embed the clips of some shards (None: all) with the audio encoder, loaded once."""
+    from qagen.embed.config import EmbedConfig
+
+    report = stages.embed(WorkDir(Path(work_dir)), config=EmbedConfig(**config),
+                          shard_keys=shard_keys)
+    return report.model_dump(mode="json")
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_adapter(work_dir: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Train the audio→LM adapter on the QA pairs and embeddings (a finished run is reused)."""
+    from qagen.train.config import TrainConfig
+
+    report = stages.train(WorkDir(Path(work_dir)), config=TrainConfig(**config))
+    return report.model_dump(mode="json")
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_adapter(work_dir: str, train_config: dict[str, Any],
+                     config: dict[str, Any]) -> dict[str, Any]:
+    """Answer the held-out questions with the trained run and score them (reused when done)."""
+    from qagen.evaluate.config import EvaluateConfig
+    from qagen.train.config import TrainConfig
+
+    run = TrainConfig(**train_config).run
+    report = stages.evaluate(WorkDir(Path(work_dir)), run=run, config=EvaluateConfig(**config))
+    return report.model_dump(mode="json")
+
+
+@task(name="publish", cache_policy=NO_CACHE)
+def publish_dataset(work_dir: str, config: dict[str, Any], push_to: str | None = None,
+                    private: bool = True) -> dict[str, Any]:
+    """Write the Hugging Face dataset folder and card; upload it when ``push_to`` is given
+    (token from ``HF_TOKEN`` or the HF login, read at use)."""
+    from qagen.publish import push
+    from qagen.publish.config import PublishConfig
+
+    report = stages.publish(WorkDir(Path(work_dir)), config=PublishConfig(**config))
+    result = report.model_dump(mode="json")
+    if push_to:
+        pushed = push(Path(report.out_dir), repo_id=push_to, private=private)
+        result["push"] = pushed.model_dump(mode="json")
+    return result
+
+
+@task(name="run-report", cache_policy=NO_CACHE)
+def write_report(work_dir: str, summary: dict[str, Any], timings: dict[str, float]) -> str | None:
+    """Write ``reports/run.md`` with ``qagen.report`` when that module exists."""
+    try:
+        from qagen.report import write_run_report
+    except ImportError:
+        logging.getLogger("build-musicqa").debug("qagen.report not importable; no run report")
+        return None
+    return str(write_run_report(WorkDir(Path(work_dir)), summary=summary, timings=timings))
+
+
+# --- steps: run in the flow, submit a stage's tasks, return its JSON summary ---------------
+
+
+def step_ingest(plan: BuildPlan) -> dict[str, Any]:
+    """One task per source, submitted together (each is I/O on its own dataset copy)."""
+    sources = plan.sources if plan.sources is not None else render_demo(plan.demo_dir)
+    futures = {name: ingest_source.submit(name, root, plan.work_dir,
+                                          plan.source_options.get(name, {}),
+                                          plan.clips_per_shard)
+               for name, root in sources.items()}
+    result = {name: fut.result() for name, fut in futures.items()}
+    create_table_artifact(
+        key="ingest-summary",
+        table=[{"source": n, "clips": r["clips"], **r["by_audio_status"],
+                "dropped": sum(r["dropped"].values())} for n, r in result.items()],
+        description="Clips ingested per source",
+    )
+    return result
+
+
+def step_augment(plan: BuildPlan) -> dict[str, Any]:
+    """One task per clip shard. Locally the shards run in turn, each on a pool of
+    ``augment_workers`` processes; on a cluster they run at once, one in-process analyser each
+    (cluster workers are daemonic processes, which cannot start a pool)."""
+    keys = list(WorkDir(Path(plan.work_dir)).manifest_shards("clips"))
+    if plan.runner.distributed:
+        futures = [augment_shard.submit(plan.work_dir, key, 1) for key in keys]
+        reports = [fut.result() for fut in futures]
+    else:
+        reports = [augment_shard.submit(plan.work_dir, key, plan.augment_workers).result()
+                   for key in keys]
+    result = sum_reports(reports)
+    create_table_artifact(
+        key="augment-summary",
+        table=[{"what": k, "count": v} for k, v in result.items() if isinstance(v, int)],
+        description="Clips measured by the augment stage",
+    )
+    return result
+
+
+def step_generate(plan: BuildPlan) -> dict[str, Any]:
+    """One task: the LLM loads once and batches across shards. On a cluster it runs on a worker
+    holding ``generate_resources`` (e.g. ``{"GPU": 1}``); past one GPU, scale the backend
+    itself (vLLM ``tensor_parallel_size`` / data-parallel replicas), not the task count."""
+    with placed(plan.runner, plan.generate_resources):
+        future = generate_all.submit(plan.work_dir, plan.backend, plan.generate_config)
+    result = future.result()
+    create_table_artifact(
+        key="generate-summary",
+        table=[{"what": "accepted pairs", "count": result["accepted"]},
+               {"what": "requests", "count": result["requests"]},
+               *({"what": f"rejected: {k}", "count": v} for k, v in result["rejected"].items())],
+        description="QA pairs generated",
+    )
+    return result
+
+
+def step_embed(plan: BuildPlan) -> dict[str, Any]:
+    """Locally one task (the encoder loads once, torch uses every core); on a cluster one task
+    per shard, submitted together."""
+    config = {**plan.embed_config, **({"encoder": plan.encoder} if plan.encoder else {})}
+    if not plan.runner.distributed:
+        return embed_shards(plan.work_dir, None, config)
+    keys = list(WorkDir(Path(plan.work_dir)).manifest_shards("clips"))
+    futures = [embed_shards.submit(plan.work_dir, [key], config, key) for key in keys]
+    return sum_reports([fut.result() for fut in futures])
+
+
+def step_train(plan: BuildPlan) -> dict[str, Any]:
+    """One task (one model); placed like generation."""
+    with placed(plan.runner, plan.generate_resources):
+        future = train_adapter.submit(plan.work_dir, plan.train_config)
+    return future.result()
+
+
+def step_evaluate(plan: BuildPlan) -> dict[str, Any]:
+    """One task, on the same kind of worker as training."""
+    with placed(plan.runner, plan.generate_resources):
+        future = evaluate_adapter.submit(plan.work_dir, plan.train_config, plan.evaluate_config)
+    return future.result()
+
+
+def step_publish(plan: BuildPlan) -> dict[str, Any]:
+    """One task; ``output_repo`` becomes the card's repo id and the push target."""
+    repo = {"repo_id": plan.output_repo} if plan.output_repo else {}
+    return publish_dataset(plan.work_dir, {**plan.publish_config, **repo}, plan.output_repo,
+                           plan.output_private)
+
+
+#: Stage → step. Adding a stage: a task above, a step, one entry here.
+STEPS: dict[str, Callable[[BuildPlan], dict[str, Any]]] = {
+    "ingest": step_ingest, "augment": step_augment, "generate": step_generate,
+    "embed": step_embed, "train": step_train, "evaluate": step_evaluate,
+    "publish": step_publish,
+}
+
+
+def implemented_stages() -> tuple[str, ...]:
+    """Stages with a step whose stage function ``qagen.stages`` exports, in pipeline order."""
+    return tuple(s for s in ALL_STAGES if s in STEPS and hasattr(stages, s))
+
+
+@flow(name="build-musicqa-stages", log_prints=False)
+def run_stages(plan: BuildPlan, stages_to_run: list[str]) -> dict[str, Any]:
+    """The stages in order on this flow's task runner; wall-clock seconds per stage."""
+    summary: dict[str, Any] = {"ingest": {}}
+    timings: dict[str, float] = {}
+    for stage in stages_to_run:
+        t0 = time.perf_counter()
+        summary[stage] = STEPS[stage](plan)
+        timings[stage] = round(time.perf_counter() - t0, 3)
+    summary["timings"] = timings
+    return summary
+
+
 @flow(name="build-musicqa", log_prints=False)
 def build_musicqa(
     work_dir: str = "out/musicqa-demo",
@@ -64,9 +279,21 @@ def build_musicqa(
     source_options: dict[str, dict[str, Any]] | None = None,
     demo_dir: str | None = None,
     stages_to_run: list[str] | None = None,
+    clips_per_shard: int = 500,
     augment_workers: int = 2,
     backend: dict[str, Any] | None = None,
     generate_config: dict[str, Any] | None = None,
+    generate_resources: dict[str, float] | None = None,
+    encoder: str | None = None,
+    embed_config: dict[str, Any] | None = None,
+    train_config: dict[str, Any] | None = None,
+    evaluate_config: dict[str, Any] | None = None,
+    publish_config: dict[str, Any] | None = None,
+    output_repo: str | None = None,
+    output_private: bool = True,
+    task_runner: str = "local",
+    task_runner_address: str | None = None,
+    task_runner_workers: int = 2,
 ) -> dict[str, Any]:
     """Build a MusicQA dataset.
 
@@ -81,62 +308,96 @@ def build_musicqa(
         Source name → options (see ``qagen sources`` / each source's ``Options``).
     stages_to_run
         Subset of the pipeline stages; default: every implemented stage.
+    clips_per_shard
+        Clips per manifest shard written by ingest (≤500): the unit of parallel tasks.
     augment_workers
-        Worker processes per augment task (one thread each).
+        Local runner: worker processes per augment task (one thread each).
     backend
         LLM backend settings (``qagen.generate.backends.BackendConfig`` fields), e.g.
         ``{"backend": "vllm", "model": "meta-llama/Llama-2-7b-chat-hf"}``; default: the
         packaged SmolLM2 through transformers.
     generate_config
         ``qagen.config.GenerateConfig`` fields (templates, sampling, seed, limits).
+    generate_resources
+        Cluster resources the generate and train tasks need, e.g. ``{"GPU": 1}``.
+    encoder, embed_config
+        Audio encoder id or directory, and the other ``EmbedConfig`` fields.
+    train_config, evaluate_config, publish_config
+        ``TrainConfig`` / ``EvaluateConfig`` / ``PublishConfig`` fields.
+    output_repo, output_private
+        Hugging Face dataset repo to push the published folder to (None: no push), created
+        private unless ``output_private`` is False; the token is read from the environment.
+    task_runner, task_runner_address, task_runner_workers
+        ``local`` (threads), ``dask`` or ``ray``; the scheduler/cluster address (None: start a
+        local cluster of ``task_runner_workers`` workers).
     """
-    logger = logging.getLogger("build-musicqa")
-    wanted = list(stages_to_run or IMPLEMENTED)
-    unknown = [s for s in wanted if s not in ALL_STAGES]
-    pending = [s for s in wanted if s in ALL_STAGES and s not in IMPLEMENTED]
-    if unknown or pending:
-        raise ValueError(f"unknown stages {unknown}; not implemented yet: {pending}; "
-                         f"implemented: {list(IMPLEMENTED)}")
-    if sources is None:
-        sources = render_demo(demo_dir or str(Path(work_dir) / "demo-corpus"))
-    summary: dict[str, Any] = {"work_dir": work_dir, "stages": wanted, "ingest": {}}
-    if "ingest" in wanted:
-        futures = {name: ingest_source.submit(name, root, work_dir,
-                                              (source_options or {}).get(name, {}))
-                   for name, root in sources.items()}
-        summary["ingest"] = {name: fut.result() for name, fut in futures.items()}
-        create_table_artifact(
-            key="ingest-summary",
-            table=[{"source": n, "clips": r["clips"], **r["by_audio_status"],
-                    "dropped": sum(r["dropped"].values())} for n, r in summary["ingest"].items()],
-            description="Clips ingested per source",
-        )
-    if "augment" in wanted:
-        keys = list(WorkDir(Path(work_dir)).manifest_shards("clips"))
-        # One task per shard, run one after another: each already uses every core.
-        reports = [augment_shard.submit(work_dir, key, augment_workers).result() for key in keys]
-        summary["augment"] = _sum_reports(reports)
-        create_table_artifact(
-            key="augment-summary",
-            table=[{"what": k, "count": v} for k, v in summary["augment"].items()
-                   if isinstance(v, int)],
-            description="Clips measured by the augment stage",
-        )
-    if "generate" in wanted:
-        summary["generate"] = generate_all(work_dir, backend or {}, generate_config or {})
-        g = summary["generate"]
-        create_table_artifact(
-            key="generate-summary",
-            table=[{"what": "accepted pairs", "count": g["accepted"]},
-                   {"what": "requests", "count": g["requests"]},
-                   *({"what": f"rejected: {k}", "count": v} for k, v in g["rejected"].items())],
-            description="QA pairs generated",
-        )
-    logger.info("build-musicqa ran stages %s into %s", wanted, work_dir)
+    t0 = time.perf_counter()
+    wanted = check_stages(stages_to_run)
+    plan = BuildPlan(
+        work_dir=work_dir, sources=sources, source_options=source_options or {},
+        demo_dir=demo_dir or str(Path(work_dir) / "demo-corpus"), clips_per_shard=clips_per_shard,
+        augment_workers=augment_workers, backend=backend or {},
+        generate_config=generate_config or {}, generate_resources=generate_resources or {},
+        encoder=encoder, embed_config=embed_config or {}, train_config=train_config or {},
+        evaluate_config=evaluate_config or {}, publish_config=publish_config or {},
+        output_repo=output_repo, output_private=output_private,
+        runner=TaskRunnerSpec(kind=task_runner, address=task_runner_address,
+                              workers=task_runner_workers),
+    )
+    runner = make_task_runner(plan.runner, ship=[sys.modules[__name__],
+                                                 sys.modules[TaskRunnerSpec.__module__]])
+    pipeline = run_stages.with_options(task_runner=runner)
+    summary = {"work_dir": work_dir, "stages": wanted, "task_runner": task_runner,
+               **pipeline(plan, wanted)}
+    timings = summary["timings"]
+    timings["total"] = round(time.perf_counter() - t0, 3)
+    summary["run_report"] = write_report(work_dir, summary, timings)
+    create_table_artifact(
+        key="build-timings",
+        table=[{"stage": s, "seconds": v} for s, v in timings.items()],
+        description=f"Wall-clock seconds per stage ({task_runner} task runner)",
+    )
+    get_run_logger().info("build-musicqa ran stages %s into %s\n%s", wanted, work_dir,
+                          render_summary_table(summary))
     return summary
 
 
-def _sum_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+def check_stages(stages_to_run: list[str] | None) -> list[str]:
+    """The stages to run, in the order given; unknown or not yet implemented ones refused."""
+    implemented = implemented_stages()
+    wanted = list(stages_to_run or implemented)
+    unknown = [s for s in wanted if s not in ALL_STAGES]
+    pending = [s for s in wanted if s in ALL_STAGES and s not in implemented]
+    if unknown or pending:
+        raise ValueError(f"unknown stages {unknown}; not implemented yet: {pending}; "
+                         f"implemented: {list(implemented)}")
+    return wanted
+
+
+def render_summary_table(summary: dict[str, Any]) -> str:
+    """A plain-text table: stage, seconds, and its headline count."""
+    rows = [("stage", "seconds", "result")]
+    for stage, seconds in summary["timings"].items():
+        rows.append((stage, f"{seconds:.1f}", _headline(summary.get(stage))))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)
+
+
+def _headline(result: Any) -> str:
+    if not isinstance(result, dict) or not result:
+        return ""
+    if all(isinstance(r, dict) and "clips" in r for r in result.values()):  # ingest: per source
+        return f"{sum(r['clips'] for r in result.values())} clips from {len(result)} sources"
+    if "accepted" in result:
+        return f"{result['accepted']} pairs accepted of {result.get('requests', 0)} requests"
+    if "items_out" in result:
+        return (f"{result['items_out']} rows from {result['items_in']} clips; "
+                f"{result['shards_reused']}/{result['shards']} shards reused")
+    return ", ".join(f"{k}={v}" for k, v in result.items() if isinstance(v, int | float | str))[:80]
+
+
+def sum_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Add up per-shard stage reports (counts by key, seconds)."""
     total: dict[str, Any] = {"shards": 0, "shards_reused": 0, "items_in": 0, "items_out": 0,
                              "seconds": 0.0, "counts": {}, "skipped": {}, "rejected": {}}
@@ -154,18 +415,45 @@ def _main() -> None:
     parser = argparse.ArgumentParser(description="Run build-musicqa locally.")
     parser.add_argument("--out", default="out/musicqa-demo", help="work directory")
     parser.add_argument("--stages", default=None, help="comma-separated stages")
+    parser.add_argument("--task-runner", default="local", choices=("local", "dask", "ray"))
+    parser.add_argument("--address", default=None, help="Dask scheduler / Ray cluster address")
+    parser.add_argument("--workers", type=int, default=2, help="workers of a local cluster")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="YAML/JSON file of build_musicqa parameters (real datasets, GPU "
+                             "backend…); the options above override it")
     args = parser.parse_args()
-    result = build_musicqa(work_dir=args.out,
-                           stages_to_run=args.stages.split(",") if args.stages else None)
+    params: dict[str, Any] = {}
+    if args.config is not None:
+        params = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
+        if not isinstance(params, dict):
+            parser.error(f"{args.config}: expected a mapping of flow parameters")
+    params["work_dir"] = args.out
+    if args.stages:
+        params["stages_to_run"] = args.stages.split(",")
+    if args.task_runner != "local" or "task_runner" not in params:
+        params["task_runner"] = args.task_runner
+    if args.address:
+        params["task_runner_address"] = args.address
+    params.setdefault("task_runner_workers", args.workers)
+    result = build_musicqa(**params)
     manifests = WorkDir(Path(args.out)).manifest_shards("clips")
     total = sum(r["clips"] for r in result["ingest"].values())
     done = {"stages_ran": result["stages"], "clips": total, "clip_shards": len(manifests),
-            "work_dir": str(Path(args.out).resolve())}
+            "work_dir": str(Path(args.out).resolve()), "seconds": result["timings"]}
     if "augment" in result:
         done["features"] = result["augment"]["counts"]
     if "generate" in result:
         done["qa_pairs"] = result["generate"]["accepted"]
         done["qa_rejected"] = result["generate"]["rejected"]
+    if "train" in result:
+        done["train"] = {k: result["train"].get(k) for k in ("run", "first_loss", "last_loss",
+                                                             "seconds")}
+    if "evaluate" in result:
+        done["evaluate"] = result["evaluate"].get("metrics")
+    if "publish" in result:
+        done["published"] = result["publish"].get("out_dir")
+    if result.get("run_report"):
+        done["run_report"] = result["run_report"]
     print(json.dumps(done, indent=2))  # noqa: T201
 
 

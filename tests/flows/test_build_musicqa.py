@@ -1,31 +1,11 @@
 """The Prefect flow is a thin shell: run it for real (ephemeral server) on the demo corpus."""
 
-import importlib.util
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.conftest import REPO
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def flow_module() -> Iterator[ModuleType]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    spec = importlib.util.spec_from_file_location(
-        "build_musicqa", REPO / "flows" / "build_musicqa.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_musicqa"] = module
-    spec.loader.exec_module(module)
-    with prefect_test_harness():
-        yield module
 
 
 def test_flow_builds_manifests_and_features_that_meet_the_accuracy_targets(

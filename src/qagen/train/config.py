@@ -27,8 +27,9 @@ class TrainConfig(BaseModel):
                     " layers; llark: frame sequence → projected audio tokens before the text.")
     lm: str = Field(default=PACKAGED_MODEL,
                     description="Frozen causal LM: HF id or folder (packaged SmolLM2 default).")
-    encoder: str = Field(default="m-a-p/MERT-v1-330M",
-                         description="Encoder that made the embeddings (for the model card).")
+    encoder: str | None = Field(
+        default=None, description="Encoder that made the embeddings, for the model card when the "
+        "embedding source does not say (the embed stage's store does).")
     steps: int = Field(default=150, ge=1, description="Optimizer steps.")
     batch_size: int = Field(default=4, ge=1)
     grad_accum: int = Field(default=1, ge=1, description="Micro-batches per optimizer step.")
@@ -68,6 +69,11 @@ class TrainConfig(BaseModel):
     def _warmup_fits(self) -> TrainConfig:
         if self.warmup_steps >= self.steps and self.steps > 1:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be < steps ({self.steps})")
+        if self.save_every % self.log_every:
+            # A log line holds the mean loss since the previous one; checkpoints on log steps
+            # keep that window whole across a resume.
+            raise ValueError(f"save_every ({self.save_every}) must be a multiple of log_every "
+                             f"({self.log_every})")
         return self
 
     def fingerprint(self) -> str:

@@ -110,6 +110,7 @@ def run_training(model: MusicLM, examples: Sequence[Example], *, config: TrainCo
     model.train()
     started = time.perf_counter()
     last_loss: float | None = None
+    window: list[float] = []  # losses since the last log line (the line holds their mean)
     bar, task = _progress(progress, config.steps, start)
     with bar:
         for step in range(start + 1, config.steps + 1):
@@ -132,8 +133,11 @@ def run_training(model: MusicLM, examples: Sequence[Example], *, config: TrainCo
             optimizer.step()
             scheduler.step()
             last_loss = total
+            window.append(total)
             if step == 1 or step % config.log_every == 0 or step == config.steps:
-                append_loss(run.loss_log, LossLogEntry(step=step, loss=total, lr=lr))
+                append_loss(run.loss_log, LossLogEntry(step=step, loss=sum(window) / len(window),
+                                                       lr=lr))
+                window.clear()
             if step % config.save_every == 0 and step < config.steps:
                 save_checkpoint(run, step=step, fingerprint=fingerprint, music=model.music,
                                 optimizer=optimizer, scheduler=scheduler,

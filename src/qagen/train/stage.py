@@ -132,7 +132,7 @@ def train(work: WorkDir, *, config: TrainConfig | None = None,
     shape = _check_shapes(data, config.arch)
     torch.manual_seed(config.seed)
     model = MusicLM.build(lm, tokenizer, config=config, feature_shape=shape)
-    encoder = getattr(source, "encoder_id", None) or config.encoder
+    encoder = getattr(source, "encoder_id", None) or config.encoder or "unknown"
     write_json_atomic(run.config, {
         "train": config.model_dump(), "fingerprint": fingerprint, "feature_shape": list(shape),
         "encoder": encoder, "stage_version": STAGE_VERSION})

@@ -1,0 +1,102 @@
+"""The flow's structure without running it: stage checks, step registry, summary table."""
+
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import REPO
+from tests.flows.conftest import load_flow_script
+
+
+@pytest.fixture(scope="module")
+def module() -> ModuleType:
+    return load_flow_script("build_musicqa")
+
+
+def test_every_stage_has_a_step_and_implemented_ones_follow_qagen_stages(
+    module: ModuleType,
+) -> None:
+    from qagen import stages
+
+    assert set(module.STEPS) == set(module.ALL_STAGES)
+    implemented = module.implemented_stages()
+    assert implemented == tuple(s for s in module.ALL_STAGES if hasattr(stages, s))
+    assert implemented[:3] == ("ingest", "augment", "generate")
+    assert module.check_stages(None) == list(implemented)
+    assert module.check_stages(["augment", "ingest"]) == ["augment", "ingest"]
+
+
+def test_unknown_and_unimplemented_stages_are_refused_by_name(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qagen import stages
+
+    with pytest.raises(ValueError, match=r"unknown stages \['dance'\]"):
+        module.check_stages(["ingest", "dance"])
+    monkeypatch.delattr(stages, "augment")
+    with pytest.raises(ValueError, match=r"not implemented yet: \['augment'\]"):
+        module.check_stages(["ingest", "augment"])
+
+
+def test_plan_refuses_shards_larger_than_the_manifests_and_bad_runners(
+    module: ModuleType,
+) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="clips_per_shard"):
+        module.BuildPlan(work_dir="w", demo_dir="d", clips_per_shard=501)
+    with pytest.raises(ValidationError, match="kind"):
+        module.BuildPlan(work_dir="w", demo_dir="d", runner={"kind": "spark"})
+
+
+def test_summary_table_shows_each_stage_its_seconds_and_headline(module: ModuleType) -> None:
+    summary = {
+        "timings": {"ingest": 1.25, "augment": 20.0, "generate": 3.0, "total": 25.0},
+        "ingest": {"a": {"clips": 4}, "b": {"clips": 2}},
+        "augment": module.sum_reports([
+            {"shards": 1, "shards_reused": 1, "items_in": 4, "items_out": 4, "seconds": 1.0,
+             "counts": {"ok": 4}, "skipped": {}, "rejected": {}},
+            {"shards": 1, "shards_reused": 0, "items_in": 2, "items_out": 1, "seconds": 2.5,
+             "counts": {"ok": 1}, "skipped": {"audio_missing": 1}, "rejected": {}},
+        ]),
+        "generate": {"accepted": 7, "requests": 10},
+    }
+    lines = module.render_summary_table(summary).splitlines()
+    assert lines[0].split() == ["stage", "seconds", "result"]
+    assert lines[1].split()[:3] == ["ingest", "1.2", "6"]
+    assert "5 rows from 6 clips; 1/2 shards reused" in lines[2]
+    assert lines[3].endswith("7 pairs accepted of 10 requests")
+    assert lines[4].split() == ["total", "25.0"]
+    assert summary["augment"]["skipped"] == {"audio_missing": 1}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_flow_configs_name_real_parameters_and_valid_stage_configs(
+    module: ModuleType, path: Path,
+) -> None:
+    """`make dataset CONFIG=configs/…` passes the file to build_musicqa: every key must be
+    one of its parameters and every stage config must validate, before any GPU hour is spent."""
+    import inspect
+
+    import yaml
+
+    from qagen.config import GenerateConfig
+    from qagen.embed.config import EmbedConfig
+    from qagen.evaluate.config import EvaluateConfig
+    from qagen.generate.backends import BackendConfig
+    from qagen.publish.config import PublishConfig
+    from qagen.sources import get_source, parse_options
+    from qagen.train.config import TrainConfig
+
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    accepted = set(inspect.signature(module.build_musicqa.fn).parameters)
+    assert set(params) <= accepted, set(params) - accepted
+    BackendConfig(**params.get("backend", {}))
+    GenerateConfig(**params.get("generate_config", {}))
+    EmbedConfig(**params.get("embed_config", {}), encoder=params.get("encoder") or "x")
+    TrainConfig(**params.get("train_config", {}))
+    EvaluateConfig(**params.get("evaluate_config", {}))
+    PublishConfig(**params.get("publish_config", {}))
+    for name, options in params.get("source_options", {}).items():
+        parse_options(get_source(name), options)
