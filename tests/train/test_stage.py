@@ -57,6 +57,9 @@ def test_training_lowers_the_loss(tiny_lm: Path, qa, arch: str) -> None:  # type
     assert report.first_loss == log[0].loss
     assert report.last_loss == pytest.approx((log[-2].loss + log[-1].loss) / 2)  # steps 50, 60
     assert report.last_loss < 0.7 * report.first_loss
+    # The noise-free measure: the same loss over every training example, before and after.
+    assert report.train_loss_after < 0.7 * report.train_loss_before
+    assert report.heldout_loss_before is not None and report.heldout_loss_after is not None
     assert report.encoder == "toy-encoder" and report.data.train_pairs == 12
     run = work.root / "train" / arch
     assert {p.name for p in run.iterdir()} >= {"adapter.safetensors", "config.json",

@@ -58,6 +58,13 @@ class TrainReport(BaseModel):
     first_loss: float | None = Field(default=None, description="Loss of step 1.")
     last_loss: float | None = Field(default=None, description="Mean logged loss over the last"
                                                               " fifth of the steps.")
+    train_loss_before: float | None = Field(
+        default=None, description="Answer-token loss over the whole training set, untrained "
+        "adapter (= the LM alone): the noise-free start of the curve.")
+    train_loss_after: float | None = Field(default=None, description="The same, trained.")
+    heldout_loss_before: float | None = Field(
+        default=None, description="Answer-token loss over the held-out pairs, untrained.")
+    heldout_loss_after: float | None = Field(default=None, description="The same, trained.")
     seconds: float = 0.0
     seconds_per_step: float | None = None
     device: str = "cpu"

@@ -58,6 +58,9 @@ def render_card(report: TrainReport, *, config: TrainConfig,
         f"- Loss: step 1 {_fmt(report.first_loss)}, mean of the last fifth "
         f"{_fmt(report.last_loss)} "
         "(`loss.jsonl`).",
+        f"- Answer-token loss over the whole training set: {_fmt(report.train_loss_before)} "
+        f"untrained (the LM alone) → {_fmt(report.train_loss_after)} trained; held-out pairs: "
+        f"{_fmt(report.heldout_loss_before)} → {_fmt(report.heldout_loss_after)}.",
         "",
         "## Evaluation",
         "",

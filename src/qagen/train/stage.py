@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from qagen.errors import ConfigError
@@ -140,9 +141,13 @@ def train(work: WorkDir, *, config: TrainConfig | None = None,
         "rule": data.counts.split_rule,
         "train_clips": sorted({e.pair.clip_id for e in data.train}),
         "eval_clips": sorted({e.pair.clip_id for e in data.eval})})
+    before = _losses_before(model, data, run=run, fingerprint=fingerprint, config=config)
     result = run_training(model, data.train, config=config, run=run,
                           fingerprint=fingerprint, progress=progress)
     save_adapter(run.adapter, model.music)
+    after = {name: set_loss(model, examples, batch_size=config.batch_size,
+                            max_audio=config.max_audio_tokens)
+             for name, examples in (("train", data.train), ("heldout", data.eval))}
     trainable = sum(p.numel() for p in model.music.parameters())
     report = TrainReport(
         run=config.run, arch=config.arch, lm=config.lm, encoder=encoder,
@@ -150,12 +155,54 @@ def train(work: WorkDir, *, config: TrainConfig | None = None,
         resumed_from_step=result.resumed_from_step, data=data.counts,
         trainable_params=trainable, frozen_params=sum(p.numel() for p in lm.parameters()),
         first_loss=result.first_loss, last_loss=result.last_loss,
+        train_loss_before=before["train"], train_loss_after=after["train"],
+        heldout_loss_before=before["heldout"], heldout_loss_after=after["heldout"],
         seconds=round(time.perf_counter() - started, 2),
         seconds_per_step=(round(result.seconds / result.steps_run, 4)
                           if result.steps_run else None),
         device=str(device), precision="bf16-autocast" if autocast_dtype(device) else "fp32")
     write_json_atomic(run.report, report.model_dump(mode="json"))
     write_card(run, report=report, config=config)
-    log.info("trained %s: loss %s → %s in %.1f s", config.run, report.first_loss,
-             report.last_loss, report.seconds)
+    log.info("trained %s in %.1f s: training-set loss %s → %s, held-out %s → %s", config.run,
+             report.seconds, report.train_loss_before, report.train_loss_after,
+             report.heldout_loss_before, report.heldout_loss_after)
     return report
+
+
+def set_loss(model: Any, examples: Sequence[Any], *, batch_size: int,
+             max_audio: int) -> float | None:
+    """Mean answer-token loss over a whole example set, in fixed order and batches.
+
+    Why: a logged step's loss is one small random batch, too noisy to say whether training
+    worked; this is the same quantity over every example, so before/after compare exactly.
+    Batches are weighted by size (each batch's loss is its own token mean).
+    """
+    import torch
+
+    if not examples:
+        return None
+    was_training = model.music.training
+    model.music.eval()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(examples), batch_size):
+            batch = examples[i:i + batch_size]
+            total += float(model.loss(batch, max_audio=max_audio)) * len(batch)
+    model.music.train(was_training)
+    return round(total / len(examples), 5)
+
+
+def _losses_before(model: Any, data: Any, *, run: RunDir, fingerprint: str,
+                   config: TrainConfig) -> dict[str, float | None]:
+    """Set losses of the untrained adapter, computed once per run (a resumed run reads them
+    back: its weights are no longer the untrained ones)."""
+    path = run.root / "losses_before.json"
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("fingerprint") == fingerprint:
+            return {"train": saved["train"], "heldout": saved["heldout"]}
+    losses = {name: set_loss(model, examples, batch_size=config.batch_size,
+                             max_audio=config.max_audio_tokens)
+              for name, examples in (("train", data.train), ("heldout", data.eval))}
+    write_json_atomic(path, {"fingerprint": fingerprint, **losses})
+    return losses
