@@ -64,3 +64,39 @@ def test_flow_generates_qa_with_the_embedded_default(
 def test_flow_refuses_unknown_stages(flow_module: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown stages"):
         flow_module.build_musicqa(work_dir=str(tmp_path), stages_to_run=["ingest", "dance"])
+
+
+def test_flow_embeds_trains_evaluates_and_publishes(
+    flow_module: ModuleType, tmp_path: Path
+) -> None:
+    """The last four stages through the flow on a finished small work dir (real audio,
+    features and pairs; the packaged SmolLM2 and the built-in encoder), then a re-run."""
+    pytest.importorskip("transformers")
+    from datasets import load_dataset
+
+    from tests.publish.conftest import make_work
+
+    work = make_work(tmp_path)
+    stages = ["embed", "train", "evaluate", "publish"]
+    params = {
+        "work_dir": str(work.root), "stages_to_run": stages,
+        "embed_config": {"threads": 1},
+        "train_config": {"run": "flow", "steps": 6, "batch_size": 2, "log_every": 2,
+                         "save_every": 4, "warmup_steps": 1, "threads": 1},
+        "evaluate_config": {"max_new_tokens": 8, "threads": 1},
+    }
+    summary = flow_module.build_musicqa(**params)
+    assert summary["embed"]["items_out"] == 6
+    train = summary["train"]
+    assert train["steps"] == 6 and train["train_loss_before"] is not None
+    assert summary["evaluate"]["pairs"] > 0 and summary["evaluate"]["metrics"]
+    run = work.root / "train" / "flow"
+    assert (run / "adapter.safetensors").is_file() and (run / "eval" / "metrics.json").is_file()
+    folder = Path(summary["publish"]["out_dir"])
+    qa = load_dataset(str(folder), "qa", cache_dir=str(tmp_path / "hf-cache"))
+    assert sum(len(split) for split in qa.values()) == 12
+    assert (work.root / "reports" / "run.md").is_file()
+    assert set(summary["timings"]) >= {*stages, "total"}
+    again = flow_module.build_musicqa(**params)
+    assert again["embed"]["shards_reused"] == again["embed"]["shards"]
+    assert again["train"]["reused"] and again["evaluate"]["reused"]
