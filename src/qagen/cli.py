@@ -326,7 +326,7 @@ def train(
     steps: Annotated[int, typer.Option()] = 150,
     batch_size: Annotated[int, typer.Option()] = 4,
     grad_accum: Annotated[int, typer.Option()] = 1,
-    lr: Annotated[float, typer.Option()] = 1e-3,
+    lr: Annotated[float, typer.Option()] = 3e-3,
     adapter_layers: Annotated[int, typer.Option(help="MU-LLaMA: 20 for Llama-2-7B.")] = 8,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,

@@ -33,7 +33,8 @@ class TrainConfig(BaseModel):
     steps: int = Field(default=150, ge=1, description="Optimizer steps.")
     batch_size: int = Field(default=4, ge=1)
     grad_accum: int = Field(default=1, ge=1, description="Micro-batches per optimizer step.")
-    lr: float = Field(default=1e-3, gt=0)
+    lr: float = Field(default=3e-3, gt=0, description="Peak LR. On the demo (SmolLM2, batch 4, "
+                      "150 steps) 1e-3 barely moved the loss, 3e-3 lowered it most, 1e-2 diverged.")
     warmup_steps: int = Field(default=10, ge=0)
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1, description="Cosine floor / peak.")
     weight_decay: float = Field(default=0.02, ge=0)
