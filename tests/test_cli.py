@@ -58,3 +58,22 @@ def test_schemas_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
     assert {p.name for p in tmp_path.iterdir()} == {f"{n}.schema.json" for n in RECORD_MODELS}
     assert {"clip", "clip_features", "qa_record", "qa_rejected", "rejection"} <= set(RECORD_MODELS)
+
+
+def test_embed_and_publish_commands_on_a_finished_work_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.publish.conftest import make_work
+
+    work = make_work(tmp_path)
+    assert run_cli(monkeypatch, "embed", "--work", str(work.root), "--threads", "1",
+                   "--frame-rate-hz", "0") == 0
+    out = capsys.readouterr().out
+    assert "clips embedded" in out and (work.root / "embeddings" / "index.parquet").is_file()
+    assert run_cli(monkeypatch, "publish", "--work", str(work.root)) == 0
+    out = capsys.readouterr().out
+    assert "qa" in out and "leakage findings: 0" in out
+    assert (work.root / "publish" / "hf" / "README.md").is_file()
+    # A training run that does not exist is a clear error (exit 2), not a traceback.
+    assert run_cli(monkeypatch, "evaluate", "--work", str(work.root), "--run", "nope") == 2
+    assert "has not finished" in capsys.readouterr().err

@@ -43,6 +43,23 @@ def parse_option_pairs(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
+def _stage_table(title: str, report: Any, *, out_label: str, count_label: str) -> Table:
+    """The per-shard stages' summary (a ``runner.StageReport``): in/out, reasons, reuse."""
+    table = Table(title=title)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("clips in", str(report.items_in))
+    table.add_row(out_label, str(report.items_out))
+    for label, n in report.counts.items():
+        table.add_row(f"{count_label}{label}", str(n))
+    for reason, n in report.skipped.items():
+        table.add_row(f"skipped: {reason}", str(n))
+    for reason, n in report.rejected.items():
+        table.add_row(f"rejected: {reason}", str(n))
+    table.add_row("shards (reused)", f"{report.shards} ({report.shards_reused})")
+    return table
+
+
 @app.callback()
 def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     logging.basicConfig(
@@ -135,19 +152,8 @@ def augment(
             cache=cache,
             on_item=lambda: progress.advance(task),
         )
-    table = Table(title=f"augment ({report.seconds:.1f} s, {total} shards)")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("clips in", str(report.items_in))
-    table.add_row("feature rows", str(report.items_out))
-    for reason, n in report.skipped.items():
-        table.add_row(f"skipped: {reason}", str(n))
-    for reason, n in report.rejected.items():
-        table.add_row(f"rejected: {reason}", str(n))
-    for status, n in report.counts.items():
-        table.add_row(f"status {status}", str(n))
-    table.add_row("shards (reused)", f"{report.shards} ({report.shards_reused})")
-    out.print(table)
+    out.print(_stage_table(f"augment ({report.seconds:.1f} s, {total} shards)", report,
+                           out_label="feature rows", count_label="status "))
 
 
 @app.command("eval-augment")
@@ -299,19 +305,8 @@ def embed(
         task = progress.add_task("embed", total=None)
         report = run_embed(WorkDir(work), config=cfg, cache=cache,
                            on_item=lambda: progress.advance(task))
-    table = Table(title=f"embed ({report.seconds:.1f} s, encoder {encoder})")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("clips in", str(report.items_in))
-    table.add_row("clips embedded", str(report.items_out))
-    for label, n in report.counts.items():
-        table.add_row(f"  {label}", str(n))
-    for reason, n in report.skipped.items():
-        table.add_row(f"skipped: {reason}", str(n))
-    for reason, n in report.rejected.items():
-        table.add_row(f"rejected: {reason}", str(n))
-    table.add_row("shards (reused)", f"{report.shards} ({report.shards_reused})")
-    out.print(table)
+    out.print(_stage_table(f"embed ({report.seconds:.1f} s, encoder {encoder})", report,
+                           out_label="clips embedded", count_label="  "))
     out.print(f"index: {WorkDir(work).root / 'embeddings' / 'index.parquet'}")
 
 

@@ -15,7 +15,7 @@ import logging
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -158,11 +158,18 @@ def run_stage(
             totals[kind].update(meta.get(kind, {}))  # type: ignore[arg-type]
     if shard_keys is None:
         _remove_orphans(work, stage, output_kind, keep=set(keys))
+    return finish_report(report, totals, started=t0)
+
+
+def finish_report(report: StageReport, totals: Mapping[str, Counter[str]], *,
+                  started: float) -> StageReport:
+    """Fill a stage report's per-reason counts (sorted, so reports diff cleanly) and wall
+    time from the shard totals, and log the one-line summary every stage prints."""
     report.skipped = dict(sorted(totals["skipped"].items()))
     report.rejected = dict(sorted(totals["rejected"].items()))
     report.counts = dict(sorted(totals["counts"].items()))
-    report.seconds = round(time.perf_counter() - t0, 3)
-    log.info("%s: %d shards (%d reused), %d in, %d out, skipped %s, rejected %s", stage,
+    report.seconds = round(time.perf_counter() - started, 3)
+    log.info("%s: %d shards (%d reused), %d in, %d out, skipped %s, rejected %s", report.stage,
              report.shards, report.shards_reused, report.items_in, report.items_out,
              report.skipped, report.rejected)
     return report

@@ -45,7 +45,13 @@ from qagen.manifest import read_records, write_json_atomic, write_records
 from qagen.paths import safe_join
 from qagen.records import AudioStatus, Clip, Rejection
 from qagen.records.embedding import EmbeddingKind, EmbeddingRow, EmbedReason
-from qagen.runner import GuardedItem, StageReport, shard_done, stage_fingerprint
+from qagen.runner import (
+    GuardedItem,
+    StageReport,
+    finish_report,
+    shard_done,
+    stage_fingerprint,
+)
 from qagen.workdir import WorkDir
 
 log = logging.getLogger(__name__)
@@ -329,14 +335,7 @@ def embed(
         log.info("%s: index of %d rows in %s", STAGE, rows, paths.index)
     for key, files in redone.items():
         remove_stale_arrays(work, key, keep=files)
-    report.skipped = dict(sorted(totals["skipped"].items()))
-    report.rejected = dict(sorted(totals["rejected"].items()))
-    report.counts = dict(sorted(totals["counts"].items()))
-    report.seconds = round(time.perf_counter() - t0, 3)
-    log.info("%s: %d shards (%d reused), %d in, %d out, skipped %s, rejected %s", STAGE,
-             report.shards, report.shards_reused, report.items_in, report.items_out,
-             report.skipped, report.rejected)
-    return report
+    return finish_report(report, totals, started=t0)
 
 
 def check_encoder_config(source: EncoderSource, config: EmbedConfig) -> None:
