@@ -318,7 +318,7 @@ def train(
     arch: Annotated[str, typer.Option(help="mu_llama|llark")] = "mu_llama",
     lm: Annotated[str, typer.Option(help="Frozen LM: HF id, dir, or packaged default.")] = (
         "smollm2-135m-instruct"),
-    steps: Annotated[int, typer.Option()] = 150,
+    steps: Annotated[int, typer.Option()] = 300,
     batch_size: Annotated[int, typer.Option()] = 4,
     grad_accum: Annotated[int, typer.Option()] = 1,
     lr: Annotated[float, typer.Option()] = 3e-3,
