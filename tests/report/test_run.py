@@ -47,3 +47,24 @@ def test_summary_table_renders(tmp_path: Path) -> None:
 def test_empty_work_dir_still_reports(tmp_path: Path) -> None:
     path = write_run_report(WorkDir(tmp_path), summary={}, timings={})
     assert "0 clips" in path.read_text(encoding="utf-8")
+
+
+def test_reused_stages_take_their_rates_from_when_the_work_was_done(tmp_path: Path) -> None:
+    from qagen.manifest import write_json_atomic
+    from qagen.report.run import reused_stages
+
+    work = make_work(tmp_path)
+    for key in work.manifest_shards("clips"):
+        write_json_atomic(work.marker("augment", key), {"seconds": 6.0})
+    summary = {"augment": {"shards": 2, "shards_reused": 2}, "train": {"reused": True},
+               "generate": {"shards": 2, "shards_reused": 1},
+               "ingest": {"mtt": {"shards": 1, "shards_reused": 1}}}
+    assert reused_stages(summary) == {"augment", "train", "ingest"}
+    stats = collect_stats(work)
+    rows = {r.stage: r for r in stage_timings(work, stats, {"augment": 0.1, "generate": 2.0},
+                                              reused=reused_stages(summary))}
+    # 0.1 s of reuse is not a throughput: the 12 s the two shards took when measured is.
+    assert rows["augment"].source == "reused" and rows["augment"].seconds == 0.1
+    assert rows["augment"].clips_per_s == pytest.approx(N_CLIPS / 12.0, abs=1e-3)
+    assert rows["generate"].source == "timings"
+    assert rows["generate"].pairs_per_s == pytest.approx(stats.total_pairs / 2.0, abs=1e-3)

@@ -49,9 +49,29 @@ def _marker_seconds(work: WorkDir, stage: str) -> float | None:
     return total if found else None
 
 
-def stage_timings(work: WorkDir, stats: WorkStats, timings: dict[str, float]
-                  ) -> list[StageTiming]:
-    """Timing rows in stage order: ``timings`` first, else the markers' recorded seconds."""
+def reused_stages(summary: dict[str, Any]) -> set[str]:
+    """Stages whose every shard (or whole run) this run found done and reused."""
+    def done(report: Any) -> bool:
+        if not isinstance(report, dict):
+            return False
+        if "reused" in report:
+            return bool(report["reused"])
+        return bool(report.get("shards")) and report.get("shards_reused") == report["shards"]
+
+    reused = {stage for stage, report in summary.items() if done(report)}
+    ingest = summary.get("ingest")
+    if isinstance(ingest, dict) and ingest and all(done(r) for r in ingest.values()):
+        reused.add("ingest")
+    return reused
+
+
+def stage_timings(work: WorkDir, stats: WorkStats, timings: dict[str, float],
+                  *, reused: set[str] | frozenset[str] = frozenset()) -> list[StageTiming]:
+    """Timing rows in stage order: ``timings`` first, else the markers' recorded seconds.
+
+    A stage in ``reused`` did no work this run, so its rates come from the seconds its
+    markers recorded when the work was done (or are left out), never from the reuse time.
+    """
     rows = []
     for stage in [*STAGES, *sorted(set(timings) - set(STAGES))]:
         seconds, source = timings.get(stage), "timings"
@@ -59,7 +79,11 @@ def stage_timings(work: WorkDir, stats: WorkStats, timings: dict[str, float]
             seconds, source = _marker_seconds(work, stage), "markers"
         if seconds is None:
             continue
-        rate = _rate(seconds)
+        work_seconds = seconds
+        if stage in reused:
+            source = "reused"
+            work_seconds = _marker_seconds(work, stage) or 0.0
+        rate = _rate(work_seconds)
         rows.append(StageTiming(
             stage=stage, seconds=round(seconds, 3), source=source,
             clips_per_s=rate(stats.total_clips) if stage in ("ingest", "augment", "embed")
@@ -104,7 +128,8 @@ def _md_table(head: list[str], rows: list[list[Any]]) -> str:
 def _sections(stats: WorkStats, timings: list[StageTiming], summary: dict[str, Any]
               ) -> list[tuple[str, list[str], list[list[Any]]]]:
     return [
-        ("Stages", ["stage", "seconds", "clips/s", "audio s/s", "pairs/s", "timed by"],
+        ("Stages", ["stage", "seconds", "clips/s", "audio s/s", "pairs/s",
+                    "timed by (reused: rates from when the work was done)"],
          [[t.stage, _fmt(t.seconds), _fmt(t.clips_per_s), _fmt(t.audio_s_per_s),
            _fmt(t.pairs_per_s), t.source] for t in timings]),
         ("Clips and pairs", ["source", "split", "clips", "pairs"],
@@ -136,7 +161,7 @@ def write_run_report(work: WorkDir, *, summary: dict[str, Any], timings: dict[st
         The Markdown report.
     """
     stats = collect_stats(work)
-    rows = stage_timings(work, stats, timings)
+    rows = stage_timings(work, stats, timings, reused=reused_stages(summary))
     plots = {}
     for name, data in render_plots(stats).items():
         write_bytes_if_changed(work.reports / "assets" / name, data)
