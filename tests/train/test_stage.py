@@ -108,7 +108,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_lm: Path, tmp_path:
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_finished_run_is_reused_and_a_changed_config_refused(tiny_lm: Path, qa) -> None:  # type: ignore[no-untyped-def]
+def test_finished_run_is_reused_and_a_changed_config_supersedes_it(tiny_lm: Path, qa) -> None:  # type: ignore[no-untyped-def]
     work, emb = qa
     cfg = config(tiny_lm, run="once", steps=3, warmup_steps=1)
     first = train(work, config=cfg, embeddings=emb, progress=False)
@@ -117,8 +117,13 @@ def test_finished_run_is_reused_and_a_changed_config_refused(tiny_lm: Path, qa) 
                   progress=False)
     assert again.reused and not first.reused and again.last_loss == first.last_loss
     assert (work.root / "train" / "once" / "adapter.safetensors").stat().st_mtime_ns == mtime
-    with pytest.raises(ConfigError, match="another config"):
-        train(work, config=cfg.model_copy(update={"lr": 0.5}), embeddings=emb, progress=False)
+    # New defaults or an edited config: the old run is kept aside, the new one trained.
+    changed = train(work, config=cfg.model_copy(update={"lr": 0.5}), embeddings=emb,
+                    progress=False)
+    assert not changed.reused and changed.fingerprint != first.fingerprint
+    kept = work.root / "cache" / "train-superseded" / f"once-{first.fingerprint}"
+    assert (kept / "adapter.safetensors").stat().st_mtime_ns == mtime
+    assert json.loads((kept / "report.json").read_text())["fingerprint"] == first.fingerprint
 
 
 def test_no_pairs_or_no_embeddings_stop_with_a_reason(tiny_lm: Path, qa, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -96,8 +96,11 @@ def train(work: WorkDir, *, config: TrainConfig | None = None,
     Raises
     ------
     ConfigError
-        No QA pairs, no usable examples, mixed embedding shapes, or the run name already
-        holds a run with a different config.
+        No QA pairs, no usable examples, or mixed embedding shapes.
+
+    A run folder made with another config (new defaults, an edited config file) is moved to
+    ``WORKDIR/cache/train-superseded/<run>-<fingerprint>/`` — kept, never overwritten — and
+    the run is trained anew, as every other stage redoes work whose inputs changed.
     """
     import torch
 
@@ -111,8 +114,7 @@ def train(work: WorkDir, *, config: TrainConfig | None = None,
     if run.config.is_file():
         meta = json.loads(run.config.read_text(encoding="utf-8"))
         if meta.get("fingerprint") != fingerprint:
-            raise ConfigError(f"{run.root} holds a run with another config: choose another run"
-                              " name or delete that folder")
+            _supersede(work, run, old=str(meta.get("fingerprint", "unknown")))
     done = finished_report(run, fingerprint)
     if done is not None:
         log.info("train run %s already finished; reusing it", config.run)
@@ -167,6 +169,19 @@ def train(work: WorkDir, *, config: TrainConfig | None = None,
              report.seconds, report.train_loss_before, report.train_loss_after,
              report.heldout_loss_before, report.heldout_loss_after)
     return report
+
+
+def _supersede(work: WorkDir, run: RunDir, *, old: str) -> None:
+    """Move a run made with another config out of the way (kept under ``cache/``)."""
+    target = work.cache / "train-superseded" / f"{run.root.name}-{old}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = target.with_name(f"{run.root.name}-{old}-{n}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    run.root.rename(target)
+    log.warning("train run %s was made with another config: moved to %s; training anew",
+                run.root.name, target)
 
 
 def set_loss(model: Any, examples: Sequence[Any], *, batch_size: int,
