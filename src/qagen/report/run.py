@@ -21,7 +21,7 @@ from qagen.publish.plots import render_plots
 from qagen.publish.stats import WorkStats, collect_stats
 from qagen.workdir import WorkDir
 
-STAGES = ("ingest", "augment", "generate", "embed", "train", "publish")
+STAGES = ("ingest", "augment", "generate", "embed", "train", "evaluate", "publish")
 
 
 class StageTiming(BaseModel):
