@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-$
 OUT ?= out/musicqa-demo
 PYTEST_ARGS ?=
 CONFIG ?=
+DATA ?=
 PREFECT_PORT ?= 4200
 PREFECT_SERVER := http://127.0.0.1:$(PREFECT_PORT)/api
 
@@ -44,7 +45,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 dataset: $(STAMP)
-	$(PY) flows/build_musicqa.py --out $(OUT) $(if $(CONFIG),--config $(CONFIG))
+	$(PY) flows/build_musicqa.py --out $(OUT) $(if $(CONFIG),--config $(CONFIG)) $(if $(DATA),--data $(DATA))
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests flows bench

@@ -411,6 +411,23 @@ def sum_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
+def sources_from_data_dir(data: Path) -> dict[str, str]:
+    """``make dataset DATA=dir``: each source whose name is a folder of ``data`` (in its
+    native layout, e.g. ``data/musiccaps``, ``data/mtt``) → that folder.
+
+    Raises
+    ------
+    ValueError
+        When no folder of ``data`` is named after a known source.
+    """
+    from qagen.sources import list_sources
+
+    found = {name: str(data / name) for name in list_sources() if (data / name).is_dir()}
+    if not found:
+        raise ValueError(f"{data}: no folder named after a source ({', '.join(list_sources())})")
+    return found
+
+
 def _main() -> None:
     parser = argparse.ArgumentParser(description="Run build-musicqa locally.")
     parser.add_argument("--out", default="out/musicqa-demo", help="work directory")
@@ -418,6 +435,9 @@ def _main() -> None:
     parser.add_argument("--task-runner", default="local", choices=("local", "dask", "ray"))
     parser.add_argument("--address", default=None, help="Dask scheduler / Ray cluster address")
     parser.add_argument("--workers", type=int, default=2, help="workers of a local cluster")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder with one sub-folder per source (musiccaps/, mtt/, fma/, "
+                             "musicnet/, audiofolder/) in its native layout")
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML/JSON file of build_musicqa parameters (real datasets, GPU "
                              "backend…); the options above override it")
@@ -428,6 +448,8 @@ def _main() -> None:
         if not isinstance(params, dict):
             parser.error(f"{args.config}: expected a mapping of flow parameters")
     params["work_dir"] = args.out
+    if args.data is not None:
+        params["sources"] = sources_from_data_dir(args.data)
     if args.stages:
         params["stages_to_run"] = args.stages.split(",")
     if args.task_runner != "local" or "task_runner" not in params:

@@ -100,3 +100,13 @@ def test_shipped_flow_configs_name_real_parameters_and_valid_stage_configs(
     PublishConfig(**params.get("publish_config", {}))
     for name, options in params.get("source_options", {}).items():
         parse_options(get_source(name), options)
+
+
+def test_data_dir_maps_source_folders(module: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "mtt").mkdir()
+    (tmp_path / "musicnet").mkdir()
+    (tmp_path / "notes").mkdir()
+    assert module.sources_from_data_dir(tmp_path) == {
+        "mtt": str(tmp_path / "mtt"), "musicnet": str(tmp_path / "musicnet")}
+    with pytest.raises(ValueError, match="no folder named after a source"):
+        module.sources_from_data_dir(tmp_path / "notes")
