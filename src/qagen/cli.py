@@ -370,6 +370,8 @@ def publish(
     embed_audio: Annotated[bool, typer.Option(help="Add the clip audio (FLAC) to 'clips'.")] = (
         False
     ),
+    export_audio: Annotated[bool, typer.Option(
+        help="Write exports/audio/<clip_id>.wav for the MusicQA/LLaVA exports.")] = False,
     license_id: Annotated[str | None, typer.Option(
         "--license", help="Override the aggregated license id.")] = None,
     leakage: Annotated[str, typer.Option(help="report|error")] = "report",
@@ -382,6 +384,7 @@ def publish(
 
     report = run_publish(WorkDir(work), config=PublishConfig(
         out_dir=out_dir, repo_id=repo_id or push_to, embed_audio=embed_audio,
+        export_audio=export_audio,
         license=license_id, leakage=leakage))
     table = Table(title=f"publish ({report.seconds:.1f} s) → {report.out_dir}")
     for col in ("config", "split", "rows"):

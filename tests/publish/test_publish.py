@@ -100,6 +100,24 @@ def test_musicqa_export_matches_the_real_format(work: WorkDir) -> None:
     assert rec["audio_name"] == f"{rec['clip_id']}.wav" and rec["qa_id"]
 
 
+def test_exported_audio_names_resolve_to_the_clip_windows(work: WorkDir) -> None:
+    import soundfile as sf
+
+    report = publish(work, config=PublishConfig(export_audio=True))
+    out = Path(report.out_dir)
+    names = {rec["audio_name"] for split in ("train", "validation", "test")
+             for rec in read_json(out / "exports" / "musicqa" / f"{split}.json")}  # type: ignore[union-attr]
+    assert len(names) == N_CLIPS
+    for name in names:
+        info = sf.info(out / "exports" / "audio" / name)
+        assert info.duration == pytest.approx(0.5, abs=1e-3)  # the clip window, not the file
+    assert publish(work, config=PublishConfig(export_audio=True)).files_written == []
+    # Turning it off removes the files it no longer writes.
+    publish(work)
+    audio_dir = out / "exports" / "audio"
+    assert not audio_dir.exists() or not any(audio_dir.iterdir())
+
+
 def test_llava_export_groups_turns_per_clip(work: WorkDir) -> None:
     out = Path(publish(work).out_dir)
     lines = [json.loads(line) for split in ("train", "validation", "test")

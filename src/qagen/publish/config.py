@@ -33,6 +33,9 @@ class PublishConfig(BaseModel):
     audio_shard_rows: int = Field(default=200, ge=1, description="Rows per shard with audio.")
     license: str | None = Field(default=None, description="Override the aggregated license id.")
     exports: bool = Field(default=True, description="Write MusicQA JSON and LLaVA JSONL.")
+    export_audio: bool = Field(
+        default=False, description="Also write exports/audio/<clip_id>.wav, the files the "
+        "exports' audio_name points to (MU-LLaMA's trainer reads the folder unchanged).")
     plots: bool = Field(default=True, description="Write the PNG plots under assets/.")
     leakage: Literal["report", "error"] = Field(
         default="report", description="On split leakage: list it in the card, or stop."

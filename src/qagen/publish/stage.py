@@ -23,7 +23,7 @@ from qagen.errors import ConfigError
 from qagen.manifest import write_json_atomic
 from qagen.publish.card import card_header, render_card, stats_context, training_runs
 from qagen.publish.config import PublishConfig
-from qagen.publish.exports import render_llava, render_musicqa
+from qagen.publish.exports import audio_name, render_llava, render_musicqa
 from qagen.publish.files import FolderWriter
 from qagen.publish.leakage import LeakageViolation, find_leakage
 from qagen.publish.licenses import MADMOM_MODELS_LICENSE, AggregateLicense, aggregate_licenses
@@ -33,7 +33,7 @@ from qagen.publish.stats import WorkStats, collect_stats, hub_split
 from qagen.publish.tables import (
     JoinedRows,
     by_split,
-    clip_audio_flac,
+    clip_audio_bytes,
     clips_table,
     embeddings_table,
     join_work,
@@ -98,7 +98,7 @@ def publish(work: WorkDir, *, config: PublishConfig | None = None) -> PublishRep
     written = _write_configs(work, writer, cfg, joined)
     default = "qa" if "qa" in written else next(iter(written), "clips")
     if cfg.exports and "qa" in written:
-        _write_exports(writer, joined)
+        _write_exports(work, writer, joined, audio=cfg.export_audio)
     plots = {}
     if cfg.plots:
         for name, data in render_plots(stats).items():
@@ -151,7 +151,7 @@ def _write_configs(
             roots = dataset_roots(work)
 
             def build(rows: Sequence[tuple[Clip, ClipFeatures | None]]) -> pa.Table:
-                audio = [clip_audio_flac(c, roots.get(c.source)) for c, _ in rows]
+                audio = [clip_audio_bytes(c, roots.get(c.source)) for c, _ in rows]
                 return with_audio(clips_table(rows), audio, [f"{c.clip_id}.flac" for c, _ in rows])
 
             write_config_shards(writer, config="clips", rows_by_split=clip_rows,
@@ -175,11 +175,25 @@ def _write_configs(
     return written
 
 
-def _write_exports(writer: FolderWriter, joined: JoinedRows) -> None:
+def _write_exports(work: WorkDir, writer: FolderWriter, joined: JoinedRows, *,
+                   audio: bool) -> None:
+    """MusicQA JSON and LLaVA JSONL per split; with ``audio``, the ``audio_name`` files they
+    point to (``exports/audio/<clip_id>.wav``, the clip window), so MU-LLaMA's loader reads
+    the export unchanged."""
     rows = [published_qa(r, c, f) for r, c, f in joined.pairs]
     for split, split_rows in by_split(rows, lambda r: r.split).items():
         writer.write(f"exports/musicqa/{split}.json", render_musicqa(split_rows))
         writer.write(f"exports/llava/{split}.jsonl", render_llava(split_rows))
+    if not audio:
+        return
+    from qagen.augment.stage import dataset_roots
+
+    roots = dataset_roots(work)
+    clips = {c.clip_id: c for _, c, _ in joined.pairs}
+    for clip_id, clip in clips.items():
+        data = clip_audio_bytes(clip, roots.get(clip.source), fmt="wav")
+        if data is not None:
+            writer.write(f"exports/audio/{audio_name(clip_id)}", data)
 
 
 def license_table(stats: WorkStats) -> tuple[list[dict[str, Any]], AggregateLicense]:

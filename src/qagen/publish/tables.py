@@ -146,8 +146,9 @@ def qa_table(rows: Sequence[tuple[QARecord, Clip, ClipFeatures | None]]) -> pa.T
     return to_table([published_qa(r, c, f) for r, c, f in rows], PublishedQA)
 
 
-def clip_audio_flac(clip: Clip, root: Path | None) -> bytes | None:
-    """The clip's window as FLAC bytes at the file's own rate, or None when unreadable."""
+def clip_audio_bytes(clip: Clip, root: Path | None, *, fmt: str = "flac") -> bytes | None:
+    """The clip's window as ``fmt`` (flac/wav) bytes at the file's own rate, or None when
+    unreadable."""
     from qagen.audio import load_audio, write_audio
 
     if root is None or clip.audio_status in (AudioStatus.missing, AudioStatus.excluded):
@@ -158,7 +159,7 @@ def clip_audio_flac(clip: Clip, root: Path | None) -> bytes | None:
         if not len(y):
             return None
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "clip.flac"
+            path = Path(tmp) / f"clip.{fmt}"
             write_audio(path, y, sr=sr)
             return path.read_bytes()
     except Exception as exc:  # one unreadable file must not stop publishing
