@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,6 +43,24 @@ def parse_option_pairs(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key.strip()] = value
     return options
+
+
+@contextmanager
+def _spinner(label: str, unit: str) -> Iterator[Callable[..., None]]:
+    """A transient spinner ``label · N unit · elapsed``; yields ``tick(completed=None)``:
+    advance by one, or set the count."""
+    with Progress(SpinnerColumn(), TextColumn(f"[bold]{label}"),
+                  TextColumn(f"{{task.completed}} {unit}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+
+        def tick(completed: int | None = None) -> None:
+            if completed is None:
+                progress.advance(task)
+            else:
+                progress.update(task, completed=completed)
+
+        yield tick
 
 
 def _stage_table(title: str, report: Any, *, out_label: str, count_label: str) -> Table:
@@ -83,15 +103,7 @@ def ingest(
     from qagen.ingest import ingest as run_ingest
     from qagen.workdir import WorkDir
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]ingest {task.fields[source]}"),
-        TextColumn("{task.completed} clips"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("ingest", total=None, source=source)
+    with _spinner(f"ingest {source}", "clips") as tick:
         report = run_ingest(
             source,
             root,
@@ -100,7 +112,7 @@ def ingest(
             shard_size=shard_size,
             check_audio=check_audio,
             hash_audio=hash_audio,
-            on_progress=lambda n: progress.update(task, completed=n),
+            on_progress=tick,
         )
     table = Table(title=f"ingest {source} ({report.seconds:.1f} s)")
     table.add_column("what")
@@ -136,21 +148,13 @@ def augment(
 
     wd = WorkDir(work)
     total = sum(1 for _ in wd.manifest_shards("clips"))
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]augment"),
-        TextColumn("{task.completed} clips"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("augment", total=None)
+    with _spinner("augment", "clips") as tick:
         report = run_augment(
             wd,
             config=AugmentConfig(max_duration_s=max_duration_s),
             workers=workers,
             cache=cache,
-            on_item=lambda: progress.advance(task),
+            on_item=tick,
         )
     out.print(_stage_table(f"augment ({report.seconds:.1f} s, {total} shards)", report,
                            out_label="feature rows", count_label="status "))
@@ -236,21 +240,13 @@ def generate(
         server_kind=server_kind,
         tensor_parallel_size=tensor_parallel_size,
     )
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]generate"),
-        TextColumn("{task.completed} shards"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("generate", total=None)
+    with _spinner("generate", "shards") as tick:
         report = run_generate(
             WorkDir(work),
             config=cfg,
             backend_config=bcfg,
             cache=cache,
-            on_shard=lambda _k: progress.advance(task),
+            on_shard=lambda _k: tick(),
         )
     table = Table(
         title=f"generate ({report.seconds:.1f} s, backend {report.backend_seconds:.1f} s)"
@@ -300,11 +296,9 @@ def embed(
         frame_layer="mean" if frame_layer == "mean" else int(frame_layer),
         threads=threads, device=device,  # type: ignore[arg-type]
     )
-    with Progress(SpinnerColumn(), TextColumn("[bold]embed"), TextColumn("{task.completed} clips"),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-        task = progress.add_task("embed", total=None)
+    with _spinner("embed", "clips") as tick:
         report = run_embed(WorkDir(work), config=cfg, cache=cache,
-                           on_item=lambda: progress.advance(task))
+                           on_item=tick)
     out.print(_stage_table(f"embed ({report.seconds:.1f} s, encoder {encoder})", report,
                            out_label="clips embedded", count_label="  "))
     out.print(f"index: {WorkDir(work).root / 'embeddings' / 'index.parquet'}")

@@ -210,3 +210,12 @@ def _remove_stale(work: WorkDir, source: str, *, keep: int) -> None:
             path.unlink(missing_ok=True)
             work.marker(STAGE, key).unlink(missing_ok=True)
             work.rejects_shard(STAGE, key).unlink(missing_ok=True)
+
+
+def dataset_roots(work: WorkDir) -> dict[str, Path]:
+    """Source → dataset root, as recorded by ingest in ``reports/ingest-<source>.json``."""
+    roots = {}
+    for path in sorted(work.reports.glob("ingest-*.json")):
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        roots[meta["source"]] = Path(meta["root"])
+    return roots

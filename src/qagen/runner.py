@@ -143,22 +143,28 @@ def run_stage(
         marker = work.marker(stage, key)
         fingerprint = stage_fingerprint(stage, version, config, in_path)
         meta = shard_done(marker, fingerprint, out_path)
+        reused = meta is not None
         if meta is None:
             meta = _run_shard(work, key, in_path, out_path, guarded, do_map, skip, output_model,
                               on_item, label)
             meta["fingerprint"] = fingerprint
             meta["stage_version"] = version
             write_json_atomic(marker, meta)
-        else:
-            report.shards_reused += 1
-        report.shards += 1
-        report.items_in += int(meta["items_in"])  # type: ignore[call-overload]
-        report.items_out += int(meta["items_out"])  # type: ignore[call-overload]
-        for kind in totals:
-            totals[kind].update(meta.get(kind, {}))  # type: ignore[arg-type]
+        tally_shard(report, totals, meta, reused=reused)
     if shard_keys is None:
         _remove_orphans(work, stage, output_kind, keep=set(keys))
     return finish_report(report, totals, started=t0)
+
+
+def tally_shard(report: StageReport, totals: Mapping[str, Counter[str]],
+                meta: Mapping[str, object], *, reused: bool) -> None:
+    """Add one shard's marker (counts by reason, items in/out) to a stage's running totals."""
+    report.shards += 1
+    report.shards_reused += int(reused)
+    report.items_in += int(meta["items_in"])  # type: ignore[call-overload]
+    report.items_out += int(meta["items_out"])  # type: ignore[call-overload]
+    for kind, counter in totals.items():
+        counter.update(meta.get(kind, {}))  # type: ignore[arg-type]
 
 
 def finish_report(report: StageReport, totals: Mapping[str, Counter[str]], *,

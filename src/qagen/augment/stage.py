@@ -24,6 +24,7 @@ from qagen.augment.extract import MEASURE_VERSION, Measurement, decide_features,
 from qagen.augment.models import MadmomModels, extractor_versions
 from qagen.config import AugmentConfig
 from qagen.errors import ConfigError
+from qagen.ingest import dataset_roots
 from qagen.manifest import write_json_atomic
 from qagen.paths import safe_join
 from qagen.records import AudioStatus, Clip, ClipFeatures, FeatureStatus
@@ -37,15 +38,6 @@ STAGE = "augment"
 STAGE_VERSION = "1"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMBA_NUM_THREADS")
-
-
-def dataset_roots(work: WorkDir) -> dict[str, Path]:
-    """Source → dataset root, as recorded by ingest in ``reports/ingest-<source>.json``."""
-    roots = {}
-    for path in sorted(work.reports.glob("ingest-*.json")):
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        roots[meta["source"]] = Path(meta["root"])
-    return roots
 
 
 @dataclass

@@ -51,6 +51,7 @@ from qagen.runner import (
     finish_report,
     shard_done,
     stage_fingerprint,
+    tally_shard,
 )
 from qagen.workdir import WorkDir
 
@@ -286,7 +287,7 @@ def embed(
     MissingDependencyError
         ``encoder="jukebox"``, or torch/transformers absent.
     """
-    from qagen.augment.stage import dataset_roots
+    from qagen.ingest import dataset_roots
 
     t0 = time.perf_counter()
     config = config or EmbedConfig()
@@ -320,13 +321,7 @@ def embed(
                 meta = _embed_shard(work, key, inputs[key], embedder, fingerprint,
                                     strict=strict, on_item=on_item)
                 redone[key] = set(meta["files"])  # type: ignore[arg-type]
-            else:
-                report.shards_reused += 1
-            report.shards += 1
-            report.items_in += int(meta["items_in"])  # type: ignore[call-overload]
-            report.items_out += int(meta["items_out"])  # type: ignore[call-overload]
-            for kind in totals:
-                totals[kind].update(meta.get(kind, {}))  # type: ignore[arg-type]
+            tally_shard(report, totals, meta, reused=key not in redone)
     finally:
         embedder.close()
     orphans = _remove_orphans(work, keep=set(inputs)) if shard_keys is None else 0

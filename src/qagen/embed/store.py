@@ -154,6 +154,10 @@ class EmbeddingStore:
             rec = EmbeddingRow.model_validate(row)
             self._rows[(rec.clip_id, rec.kind.value)] = rec
 
+    def rows(self) -> list[EmbeddingRow]:
+        """Every index row, in index order."""
+        return list(self._rows.values())
+
     def clip_ids(self, kind: str = "layers") -> list[str]:
         """Clip ids that have an embedding of ``kind``, in index order."""
         return [cid for cid, k in self._rows if k == kind]

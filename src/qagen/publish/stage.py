@@ -37,9 +37,9 @@ from qagen.publish.tables import (
     clips_table,
     embeddings_table,
     join_work,
+    open_embeddings,
     published_qa,
     qa_table,
-    read_embedding_index,
     with_audio,
     write_config_shards,
 )
@@ -146,7 +146,7 @@ def _write_configs(
     if "clips" in cfg.configs and joined.clips:
         clip_rows = by_split(joined.clips, lambda r: hub_split(r[0].split.value))
         if cfg.embed_audio:
-            from qagen.augment.stage import dataset_roots
+            from qagen.ingest import dataset_roots
 
             roots = dataset_roots(work)
 
@@ -160,17 +160,18 @@ def _write_configs(
             write_config_shards(writer, config="clips", rows_by_split=clip_rows,
                                 shard_rows=cfg.shard_rows, build_table=clips_table)
         written["clips"] = {s: len(r) for s, r in clip_rows.items()}
-    index = read_embedding_index(work) if "embeddings" in cfg.configs else None
+    store = open_embeddings(work) if "embeddings" in cfg.configs else None
+    index = store.rows() if store is not None else []
     if index:
         split_of = {c.clip_id: hub_split(c.split.value) for c, _ in joined.clips}
-        known = [r for r in index if r["clip_id"] in split_of]
+        known = [r for r in index if r.clip_id in split_of]
         if len(known) < len(index):
             log.warning("publish: %d embeddings name clips not in the manifest; left out",
                         len(index) - len(known))
-        emb_rows = by_split(known, lambda r: split_of[r["clip_id"]])
+        emb_rows = by_split(known, lambda r: split_of[r.clip_id])
         write_config_shards(writer, config="embeddings", rows_by_split=emb_rows,
                             shard_rows=cfg.audio_shard_rows,
-                            build_table=lambda rows: embeddings_table(work, rows))
+                            build_table=lambda rows: embeddings_table(store, rows))
         written["embeddings"] = {s: len(r) for s, r in emb_rows.items()}
     return written
 
@@ -186,7 +187,7 @@ def _write_exports(work: WorkDir, writer: FolderWriter, joined: JoinedRows, *,
         writer.write(f"exports/llava/{split}.jsonl", render_llava(split_rows))
     if not audio:
         return
-    from qagen.augment.stage import dataset_roots
+    from qagen.ingest import dataset_roots
 
     roots = dataset_roots(work)
     clips = {c.clip_id: c for _, c, _ in joined.pairs}

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from qagen.manifest import iter_records, read_records, to_table
 from qagen.paths import safe_join
@@ -187,34 +186,27 @@ def with_audio(table: pa.Table, audio: list[bytes | None], names: list[str]) -> 
 
 # --- embeddings -------------------------------------------------------------------------
 
-def read_embedding_index(work: WorkDir) -> list[dict[str, Any]] | None:
-    """Rows of ``embeddings/index.parquet`` (``records.EmbeddingRow``), or None when absent."""
-    path = work.root / "embeddings" / "index.parquet"
-    if not path.is_file():
-        return None
-    return pq.read_table(path).to_pylist()
-
-
-def load_embedding(store: Any, row: dict[str, Any]) -> np.ndarray:
-    """One clip's array through the embed stage's own reader (``EmbeddingStore``: rows
-    ``offset:offset+n`` of a memory-mapped ``.npy``), so the two never disagree on format."""
-    arr = store.load(row["clip_id"], kind=row["kind"])
-    if arr is None:
-        raise ValueError(f"no {row['kind']} embedding for clip {row['clip_id']!r}")
-    return np.asarray(arr)
-
-
-def embeddings_table(work: WorkDir, rows: Sequence[dict[str, Any]]) -> pa.Table:
-    """``embeddings`` rows: clip id, kind, encoder, shape and the fp16 values (flattened)."""
+def open_embeddings(work: WorkDir) -> Any:
+    """The embed stage's reader (``EmbeddingStore``: index in memory, arrays memory-mapped),
+    or None when the work dir has no embeddings."""
     from qagen.embed.store import EmbeddingStore
 
-    store = EmbeddingStore(work)
-    values = [load_embedding(store, r).astype(np.float16).ravel() for r in rows]
+    try:
+        return EmbeddingStore(work)
+    except FileNotFoundError:
+        return None
+
+
+def embeddings_table(store: Any, rows: Sequence[Any]) -> pa.Table:
+    """``embeddings`` rows (``EmbeddingRow``s of ``store``): clip id, kind, encoder, shape and
+    the fp16 values (flattened), read through the store so the file format has one owner."""
+    values = [np.asarray(store.load(r.clip_id, kind=r.kind.value), dtype=np.float16).ravel()
+              for r in rows]
     return pa.table({
-        "clip_id": pa.array([r["clip_id"] for r in rows], pa.string()),
-        "kind": pa.array([str(r.get("kind") or "") for r in rows], pa.string()),
-        "encoder": pa.array([str(r.get("encoder") or r.get("encoder_id") or r.get("model_id")
-                                 or "") for r in rows], pa.string()),
-        "shape": pa.array([[int(s) for s in r["shape"]] for r in rows], pa.list_(pa.int64())),
+        "clip_id": pa.array([r.clip_id for r in rows], pa.string()),
+        "kind": pa.array([r.kind.value for r in rows], pa.string()),
+        "encoder": pa.array([r.encoder for r in rows], pa.string()),
+        "shape": pa.array([list(r.shape) for r in rows], pa.list_(pa.int64())),
         "values": pa.array(values, pa.list_(pa.float16())),
     })
+
