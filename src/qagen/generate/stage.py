@@ -131,6 +131,10 @@ class _Generator:
         self._backend = backend
         self.cache = RequestCache(work.cache / STAGE if cache else None)
         self.templates = load_templates(ids=config.templates)
+        # Per template, computed once: the schema (and its length bound) is the same for
+        # every request, and building it is the costly part of a request.
+        self.schemas = {t.meta.id: t.json_schema() for t in self.templates}
+        self.samplings = {t.meta.id: self._sampling(t) for t in self.templates}
         self.banned = load_banned_phrases()
         self.model_id = backend.model_id if backend is not None else backend_config.model
         self.report = GenerateReport()
@@ -143,7 +147,7 @@ class _Generator:
             self._backend = load_backend(self.backend_config)
         return self._backend
 
-    def sampling_for(self, template: Template) -> SamplingConfig:
+    def _sampling(self, template: Template) -> SamplingConfig:
         c = self.config
         return SamplingConfig(temperature=c.temperature, top_p=c.top_p,
                               max_tokens=(template.meta.max_tokens or c.max_tokens
@@ -164,8 +168,8 @@ class _Generator:
     def request(self, clip: Clip, features: ClipFeatures | None, template: Template,
                 attempt: int, messages: list[dict[str, str]] | None = None) -> _Request:
         messages = messages or render_messages(template, build_context(clip, features))
-        schema = template.json_schema()
-        sampling = self.sampling_for(template)
+        schema = self.schemas[template.meta.id]
+        sampling = self.samplings[template.meta.id]
         seed = _seed(self.config.seed, clip.clip_id, template.meta.id, attempt)
         key = request_key(messages, schema, backend=self.backend_config.backend,
                           model=self.model_id, sampling=sampling, seed=seed)
