@@ -27,7 +27,10 @@ class GenerateConfig(BaseModel):
     """Parameters of the generate stage that change its output (the backend is separate)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    templates: list[str] | None = Field(default=None, description="Template ids; None = all.")
+    templates: list[str] | None = Field(
+        default_factory=lambda: ["paraphrase"],
+        description="LLM template ids; None = every family in prompts/. The default rewrites "
+        "facts pairs only: free-form families need a large model (configs/full-gpu.yaml).")
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     max_tokens: int | None = Field(
@@ -43,3 +46,14 @@ class GenerateConfig(BaseModel):
         default=None, ge=1, description="Cap clips per shard (quick demo runs)."
     )
     near_duplicate_threshold: float = Field(default=0.85, gt=0, le=1)
+    facts: bool = Field(default=True, description="Write the facts family (no LLM): pairs "
+                        "straight from measurements and labels, prompts/facts.yaml.")
+    paraphrase_per_clip: int = Field(
+        default=2, ge=0, description="Facts pairs per clip a paraphrase family rewrites.")
+    gate: bool = Field(default=True, description="Apply the quality gate (qagen.generate.gate).")
+    judge: str | None = Field(
+        default=None, description="Template id of an LLM judge (e.g. 'judge'); None = off.")
+    judge_min_score: float = Field(
+        default=3.5, ge=1, le=5, description="Mean rubric score (1–5) a judged pair needs.")
+    judge_facts: bool = Field(
+        default=False, description="Judge facts pairs too (they are verified by rule anyway).")

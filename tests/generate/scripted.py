@@ -57,9 +57,23 @@ def facts(req: GenRequest) -> dict:
     return json.loads(match.group(0)) if match else {}
 
 
+def paraphrase(req: GenRequest) -> str:
+    """A rewrite that keeps every fact: the source pair, reworded at the edges."""
+    user = req.messages[-1]["content"]
+    question = re.search(r"^Question: (.*)$", user, flags=re.M).group(1)  # type: ignore[union-attr]
+    answer_ = re.search(r"^Answer: (.*)$", user, flags=re.M).group(1)  # type: ignore[union-attr]
+    return json.dumps({"question": f"Listening to this recording: {question[0].lower()}"
+                                   f"{question[1:]}",
+                       "answer": f"Listening closely, {answer_[0].lower()}{answer_[1:]}"})
+
+
 def answer(req: GenRequest) -> str:
     f = facts(req)
     props = req.json_schema["properties"]
+    if set(props) == {"relevance", "faithfulness", "specificity", "fluency"}:
+        return json.dumps({"relevance": 4, "faithfulness": 4, "specificity": 3, "fluency": 5})
+    if set(props) == {"question", "answer"}:
+        return paraphrase(req)
     if "answers" in props:
         n = props["answers"]["minItems"]
         return json.dumps(

@@ -64,4 +64,6 @@ def test_every_template_has_a_bounded_budget_within_llamacpp_grammar_limits(temp
             return [b for v in node for b in string_bounds(v)]
         return []
 
-    assert string_bounds(schema) and max(string_bounds(schema)) <= 1000
+    # Every string is bounded (a judge's output has integers only).
+    assert max(string_bounds(schema), default=0) <= 1000
+    assert string_bounds(schema) or template.meta.mode == "judge"

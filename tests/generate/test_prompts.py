@@ -10,7 +10,9 @@ from qagen.generate.prompts import load_template, load_templates, render_message
 from qagen.records import Clip, ClipFeatures, FeatureStatus
 from qagen.records.features import ChordSegment, TempoAgreement
 
-TEMPLATES = load_templates()
+ALL = load_templates()
+#: Families that prompt with a clip (paraphrase rewrites a pair; judge scores one).
+TEMPLATES = [t for t in ALL if t.meta.mode == "clip"]
 
 
 def clip() -> Clip:
@@ -30,9 +32,25 @@ def features() -> ClipFeatures:
         loudness_lufs=-20.0, duration_s=30.0)
 
 
-def test_the_five_families_exist() -> None:
+def test_the_families_exist() -> None:
     assert [t.meta.id for t in TEMPLATES] == ["llark_caption", "llark_mir", "llark_reasoning",
                                               "musicqa_describe", "musicqa_open"]
+    assert {t.meta.id: t.meta.mode for t in ALL if t.meta.mode != "clip"} == {
+        "judge": "judge", "paraphrase": "paraphrase"}
+
+
+@pytest.mark.parametrize("template_id", ["paraphrase", "judge"])
+def test_pair_templates_render_the_pair(template_id: str) -> None:
+    template = next(t for t in ALL if t.meta.id == template_id)
+    context = {**build_context(clip(), features()), "question": "What key is this in?",
+               "answer": "It is in F minor.", "kind": "key"}
+    text = " ".join(m["content"] for m in render_messages(template, context))
+    assert "What key is this in?" in text and "It is in F minor." in text
+    assert "Secret" not in text
+    # The judge sees what is known of the clip; the paraphraser only the pair.
+    assert ("Bb minor" in text) == (template_id == "judge")
+    with pytest.raises(Exception, match="question"):
+        render_messages(template, build_context(clip(), features()))
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: t.meta.id)

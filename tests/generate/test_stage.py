@@ -15,6 +15,10 @@ from qagen.records.qa import QARecord, QARejected
 from qagen.workdir import WorkDir
 from tests.generate.scripted import ScriptedBackend, facts
 
+#: The free-form LLM families alone (no facts pairs, no paraphrases), behind every screen.
+LLM_ONLY = GenerateConfig(templates=["llark_caption", "llark_mir", "llark_reasoning",
+                                     "musicqa_describe", "musicqa_open"], facts=False)
+
 
 @pytest.fixture
 def work(measured: Path, tmp_path: Path) -> WorkDir:
@@ -32,7 +36,7 @@ def rejected(work: WorkDir) -> list[QARejected]:
 
 def test_all_families_produce_grounded_pairs_with_provenance(work: WorkDir) -> None:
     backend = ScriptedBackend()
-    report = generate(work, backend=backend)
+    report = generate(work, backend=backend, config=LLM_ONLY.model_copy(update={"gate": False}))
     recs = records(work)
     assert report.accepted == len(recs) > 0
     assert report.first_try_valid_rate == 1.0
@@ -59,7 +63,7 @@ def test_unparsable_output_is_retried_with_a_new_seed(work: WorkDir) -> None:
         return '{"caption": "unterminated' if "caption" in facts_tpl and n <= 3 else None
 
     report = generate(work, backend=ScriptedBackend(misbehave=broken_first),
-                      config=GenerateConfig(templates=["llark_caption"]))
+                      config=GenerateConfig(templates=["llark_caption"], facts=False))
     recs = records(work)
     assert report.first_try_valid_rate < 1.0
     assert any(r.attempt == 2 for r in recs)
@@ -84,7 +88,8 @@ def test_hopeless_outputs_are_rejected_with_reasons(work: WorkDir) -> None:
         return None
 
     generate(work, backend=ScriptedBackend(misbehave=bad),
-             config=GenerateConfig(templates=["llark_caption", "llark_mir"], max_attempts=2))
+             config=GenerateConfig(templates=["llark_caption", "llark_mir"], max_attempts=2,
+                                   facts=False))
     reasons = {x.reason.value for x in rejected(work)}
     assert {"invalid_json", "grounding_tempo", "leak", "junk"} <= reasons
     assert all(x.attempt == 2 for x in rejected(work) if x.reason == "invalid_json")
@@ -95,15 +100,15 @@ def test_cache_reparses_without_calling_the_model(
     work: WorkDir, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = ScriptedBackend()
-    generate(work, backend=first)
+    generate(work, backend=first, config=LLM_ONLY)
     before = sorted(r.qa_id for r in records(work))
     # An unchanged re-run reuses every shard.
-    again = generate(work, backend=ScriptedBackend())
+    again = generate(work, backend=ScriptedBackend(), config=LLM_ONLY)
     assert again.shards_reused == again.shards
     # A new parsing/screening version re-parses every shard from the cache: no model call.
     monkeypatch.setattr(gen_stage, "STAGE_VERSION", "test-reparse")
     second = ScriptedBackend()
-    report = generate(work, backend=second)
+    report = generate(work, backend=second, config=LLM_ONLY)
     assert second.calls == [] and report.cache_hits == report.requests > 0
     assert sorted(r.qa_id for r in records(work)) == before
 

@@ -706,3 +706,16 @@ def ground_pair(item: QAItem, *, clip: Clip, features: ClipFeatures | None) -> F
             or check_meter(answer, features=features)
             or check_chords(answer, features=features, kind=item.kind)
             or check_labels(answer, clip=clip))
+
+
+def count_claims(item: QAItem) -> int:
+    """How many tempo, key, chord and meter claims grounding reads in the answer.
+
+    Why: a pair whose answer states something checkable, and passed grounding, is *verified*
+    against the measurements; the data card reports that share. Speed words and label claims
+    are not counted (they are checked only against explicit contradictions).
+    """
+    sentences = _sentences(item.answer)
+    keys, chords = _harmony_claims(item.answer, kind=item.kind)
+    return (sum(len(_bpm_claims(s)) for s in sentences) + len(keys) + len(chords)
+            + len(_meter_claims(item.answer)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -37,6 +37,9 @@ class TemplateMeta(BaseModel):
         default=False, description="The clip must carry a caption, aspects or tags."
     )
     output: str
+    mode: Literal["clip", "paraphrase", "judge"] = Field(
+        default="clip", description="clip: one request per clip; paraphrase: one per facts "
+        "pair chosen for rewriting; judge: scores accepted pairs (not a family).")
     n_pairs: int = Field(default=1, ge=1, le=12)
     questions: list[str] = Field(default_factory=list, description="Fixed questions, in order.")
     question: str | None = Field(default=None, description="Fixed question of a Caption family.")
@@ -87,6 +90,9 @@ class Template(BaseModel):
             schema["properties"]["answers"]["items"]["maxLength"] = meta.max_answer_chars
         elif meta.output == "Caption":
             schema["properties"]["caption"]["maxLength"] = meta.max_answer_chars
+        elif meta.output == "Paraphrase":
+            schema["properties"]["question"]["maxLength"] = meta.max_question_chars
+            schema["properties"]["answer"]["maxLength"] = meta.max_answer_chars
         return schema
 
     def answer_limit(self) -> int:

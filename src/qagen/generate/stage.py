@@ -35,6 +35,14 @@ from qagen.generate.backends import (
 )
 from qagen.generate.cache import RequestCache, request_key
 from qagen.generate.context import build_context
+from qagen.generate.facts import (
+    FactPair,
+    Phrasebook,
+    clip_words,
+    load_phrasebook,
+    render_fact_pairs,
+    verify_facts,
+)
 from qagen.generate.filters import (
     check_cut_off,
     check_junk,
@@ -43,7 +51,8 @@ from qagen.generate.filters import (
     load_banned_phrases,
     question_similarity,
 )
-from qagen.generate.grounding import ground_pair
+from qagen.generate.gate import check_quality
+from qagen.generate.grounding import count_claims, ground_pair
 from qagen.generate.prompts import Template, load_templates, render_messages
 from qagen.manifest import read_records, write_json_atomic, write_records
 from qagen.records import AudioStatus, Clip, ClipFeatures, FeatureStatus
@@ -51,11 +60,15 @@ from qagen.records.qa import (
     OUTPUT_MODELS,
     FixedAnswers,
     GenerateReason,
+    JudgeScores,
+    Paraphrase,
     QAItem,
     QAKind,
     QAPairs,
     QARecord,
     QARejected,
+    QuestionForm,
+    StatedFacts,
 )
 from qagen.runner import shard_done
 from qagen.workdir import WorkDir
@@ -64,7 +77,11 @@ log = logging.getLogger(__name__)
 
 STAGE = "generate"
 #: Bump when records change for the same completions (parsing, screening, record fields).
-STAGE_VERSION = "2"
+STAGE_VERSION = "3"
+#: template_id, backend and model_id of facts pairs (written by rule, not by a model).
+FACTS_BACKEND = "rules"
+FACTS_MODEL = "qagen-facts"
+FACTS_TEMPLATE = "facts"
 _RETRYABLE = {GenerateReason.backend_error, GenerateReason.truncated,
               GenerateReason.invalid_json, GenerateReason.schema_invalid,
               GenerateReason.wrong_count}
@@ -88,6 +105,10 @@ class GenerateReport(BaseModel):
     completion_tokens: int = 0
     backend_seconds: float = 0.0
     seconds: float = 0.0
+    by_form: dict[str, int] = Field(default_factory=dict)
+    by_template: dict[str, int] = Field(default_factory=dict)
+    verified: int = 0
+    judged: int = 0
 
     @property
     def first_try_valid_rate(self) -> float:
@@ -102,6 +123,7 @@ class _Request:
     template: Template
     gen: GenRequest
     attempt: int
+    source: QARecord | None = None  # the facts pair a paraphrase rewrites / a judge scores
 
 
 @dataclass
@@ -109,6 +131,8 @@ class _ShardOut:
     records: list[QARecord] = field(default_factory=list)
     rejected: list[QARejected] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    clips: dict[str, Clip] = field(default_factory=dict)
+    features: dict[str, ClipFeatures] = field(default_factory=dict)
 
 
 def _now() -> str:
@@ -130,11 +154,23 @@ class _Generator:
         self.backend_config = backend_config
         self._backend = backend
         self.cache = RequestCache(work.cache / STAGE if cache else None)
-        self.templates = load_templates(ids=config.templates)
+        loaded = load_templates(ids=config.templates)
+        judges = [t.meta.id for t in loaded if t.meta.mode == "judge"]
+        if judges and config.templates is not None:
+            raise ConfigError(f"{judges} are judge templates, not families: set "
+                              "GenerateConfig.judge (--judge) instead of listing them")
+        self.templates = [t for t in loaded if t.meta.mode != "judge"]
+        self.judge: Template | None = None
+        if config.judge is not None:
+            self.judge = load_templates(ids=[config.judge])[0]
+            if self.judge.meta.mode != "judge":
+                raise ConfigError(f"template {config.judge!r} is not a judge (mode: judge)")
+        self.book: Phrasebook | None = load_phrasebook() if config.facts else None
         # Per template, computed once: the schema (and its length bound) is the same for
         # every request, and building it is the costly part of a request.
-        self.schemas = {t.meta.id: t.json_schema() for t in self.templates}
-        self.samplings = {t.meta.id: self._sampling(t) for t in self.templates}
+        every = [*self.templates, *([self.judge] if self.judge else [])]
+        self.schemas = {t.meta.id: t.json_schema() for t in every}
+        self.samplings = {t.meta.id: self._sampling(t) for t in every}
         self.banned = load_banned_phrases()
         self.model_id = backend.model_id if backend is not None else backend_config.model
         self.report = GenerateReport()
@@ -159,6 +195,8 @@ class _Generator:
         parts = [STAGE, STAGE_VERSION, self.config.model_dump_json(),
                  self.backend_config.backend, self.model_id,
                  *(f"{t.meta.id}:{t.content_hash}" for t in self.templates),
+                 f"facts:{self.book.content_hash}" if self.book else "facts:off",
+                 f"judge:{self.judge.content_hash}" if self.judge else "judge:off",
                  sha256_file(clips_path),
                  sha256_file(features_path) if features_path else "-"]
         for part in parts:
@@ -166,16 +204,23 @@ class _Generator:
         return h.hexdigest()
 
     def request(self, clip: Clip, features: ClipFeatures | None, template: Template,
-                attempt: int, messages: list[dict[str, str]] | None = None) -> _Request:
-        messages = messages or render_messages(template, build_context(clip, features))
+                attempt: int, messages: list[dict[str, str]] | None = None,
+                source: QARecord | None = None) -> _Request:
+        if messages is None:
+            context = build_context(clip, features)
+            if source is not None:
+                context = {**context, "question": source.question, "answer": source.answer,
+                           "kind": source.kind.value}
+            messages = render_messages(template, context)
         schema = self.schemas[template.meta.id]
         sampling = self.samplings[template.meta.id]
-        seed = _seed(self.config.seed, clip.clip_id, template.meta.id, attempt)
+        seed = _seed(self.config.seed, clip.clip_id,
+                     template.meta.id + (f":{source.qa_id}" if source else ""), attempt)
         key = request_key(messages, schema, backend=self.backend_config.backend,
                           model=self.model_id, sampling=sampling, seed=seed)
         return _Request(clip, features, template,
                         GenRequest(request_id=key, messages=messages, json_schema=schema,
-                                   sampling=sampling, seed=seed), attempt)
+                                   sampling=sampling, seed=seed), attempt, source)
 
     def fetch(self, todo: list[_Request]) -> list[tuple[GenResult, str]]:
         """Completions for ``todo`` in order: from the cache, else from the backend."""
@@ -205,6 +250,9 @@ def _items(req: _Request, parsed: BaseModel) -> list[QAItem] | GenerateReason:
     meta = req.template.meta
     if isinstance(parsed, QAPairs):
         return list(parsed.pairs)
+    if isinstance(parsed, Paraphrase):
+        kind = req.source.kind if req.source is not None else meta.kinds[0]
+        return [QAItem(question=parsed.question, answer=parsed.answer, kind=kind)]
     if isinstance(parsed, FixedAnswers):
         if len(parsed.answers) != len(meta.questions):
             return GenerateReason.wrong_count
@@ -241,47 +289,184 @@ def _parse(req: _Request, res: GenResult) -> list[QAItem] | tuple[GenerateReason
     return items
 
 
+def _finding(gen: _Generator, clip: Clip, features: ClipFeatures | None, item: QAItem, *,
+             kinds: list[QAKind], answer_limit: int | None, facts: StatedFacts | None,
+             seen_questions: list[str], rewrite: bool = False
+             ) -> tuple[GenerateReason, str] | int:
+    """Every screen, in order; the first failure, or the number of claims grounding verified.
+
+    The same screens run for every family (facts pairs included): kind, cut-off, leak, junk,
+    grounding, the facts a paraphrase must keep, the quality gate, near-duplicates.
+    """
+    if item.kind not in kinds:
+        return (GenerateReason.kind_mismatch,
+                f"kind {item.kind.value!r} not among {[k.value for k in kinds]}")
+    checks = [check_cut_off(item, limit=answer_limit) if answer_limit else None,
+              check_leak(item, clip=clip), check_junk(item, banned=gen.banned),
+              check_kind(item), ground_pair(item, clip=clip, features=features)]
+    for check in checks:
+        if check is not None:
+            return check.reason, check.detail
+    claims = count_claims(item)
+    if rewrite and facts is not None and (lost := facts_kept(facts, item)) is not None:
+        return GenerateReason.facts_lost, lost
+    if gen.config.gate:
+        quality = check_quality(item, clip_words=clip_words(clip, features), claims=claims,
+                                facts=facts)
+        if quality is not None:
+            return quality.reason, quality.detail
+    threshold = gen.config.near_duplicate_threshold
+    twin = next((q for q in seen_questions
+                 if question_similarity(q, item.question) >= threshold), None)
+    if twin is not None:
+        return GenerateReason.near_duplicate, f"repeats the question {twin!r}"
+    return claims
+
+
+def facts_kept(facts: StatedFacts, item: QAItem) -> str | None:
+    """What a rewrite lost of its source pair's facts (None: every fact is still stated).
+
+    Grounding already rejects a *changed* tempo, key, meter or chord; this catches one that
+    was dropped: each stated number, key, chord and label must still appear in the answer.
+    """
+    from qagen.generate.grounding import _bpm_claims, _harmony_claims, _meter_claims, _sentences
+
+    answer = item.answer
+    low = answer.lower()
+    if facts.tempo_bpm is not None:
+        stated = [c for s in _sentences(answer) for c in _bpm_claims(s)]
+        if not any(abs(lo / facts.tempo_bpm - 1) <= 0.04 for lo, hi, _ in stated if lo == hi):
+            return f"the tempo {facts.tempo_bpm:.0f} BPM is no longer stated"
+    if facts.key is not None:
+        keys, _ = _harmony_claims(answer, kind=QAKind.key)
+        if not any(k.pc is not None and k.mode is not None for k in keys):
+            return f"the key {facts.key} is no longer stated"
+    if facts.meter is not None and item.kind is QAKind.rhythm and not _meter_claims(answer):
+        return f"the meter ({facts.meter} beats per bar) is no longer stated"
+    if facts.chords:
+        _, chords = _harmony_claims(answer, kind=QAKind.harmony)
+        if len(chords) < len(facts.chords):
+            return f"{len(facts.chords)} chords stated, {len(chords)} kept"
+    for name in (*facts.instruments, *facts.genres, *facts.moods):
+        if name.lower().split()[-1] not in low:
+            return f"{name!r} is no longer stated"
+    if facts.vocals is not None:
+        says_no = any(w in low for w in ("no vocal", "instrumental", "nobody", "no one",
+                                         "no singing", "without vocals", "not sung"))
+        if says_no == facts.vocals:
+            return "the answer about vocals changed"
+    return None
+
+
+def _record(gen: _Generator, clip: Clip, item: QAItem, *, template_id: str,
+            template_version: str, template_hash: str, backend: str, model_id: str,
+            sampling: str, seed: int, attempt: int, request_id: str, raw_output: str,
+            created_at: str | None, res: GenResult | None, claims: int,
+            form: QuestionForm = QuestionForm.open, topic: str | None = None,
+            facts: StatedFacts | None = None, derived_from: str | None = None,
+            features: ClipFeatures | None = None) -> QARecord:
+    facts = facts or StatedFacts()
+    return QARecord(
+        qa_id=QARecord.make_id(clip.clip_id, template_id, item.question),
+        clip_id=clip.clip_id, source=clip.source, split=clip.split.value,
+        question=item.question, answer=item.answer, kind=item.kind, question_form=form,
+        topic=topic, facts=facts, derived_from=derived_from, claims_checked=claims,
+        verified=claims > 0 or verify_facts(facts, clip=clip, features=features),
+        template_id=template_id, template_version=template_version,
+        template_hash=template_hash, backend=backend, model_id=model_id, sampling=sampling,
+        seed=seed, attempt=attempt, request_id=request_id, raw_output=raw_output,
+        prompt_tokens=res.prompt_tokens if res else None,
+        completion_tokens=res.completion_tokens if res else None,
+        finish_reason=res.finish_reason if res else None, created_at=created_at)
+
+
 def _screen(gen: _Generator, req: _Request, items: list[QAItem], res: GenResult,
             created_at: str, out: _ShardOut, seen_questions: list[str]) -> None:
-    """Kind, leak, junk and grounding checks per pair; near-duplicates within the clip."""
-    clip, t = req.clip, req.template
+    """Screen an LLM response's pairs; keep the survivors, record the rest with reasons."""
+    clip, t, src = req.clip, req.template, req.source
     base = {"clip_id": clip.clip_id, "source": clip.source, "template_id": t.meta.id,
             "attempt": req.attempt, "request_id": req.gen.request_id, "raw_output": res.text}
     for item in items:
-        finding = None
-        if item.kind not in t.meta.kinds:
-            finding = (GenerateReason.kind_mismatch,
-                       f"kind {item.kind.value!r} not among {[k.value for k in t.meta.kinds]}")
-        else:
-            for check in (check_cut_off(item, limit=t.answer_limit()),
-                          check_leak(item, clip=clip), check_junk(item, banned=gen.banned),
-                          check_kind(item), ground_pair(item, clip=clip, features=req.features)):
-                if check is not None:
-                    finding = (check.reason, check.detail)
-                    break
-        if finding is None:
-            threshold = gen.config.near_duplicate_threshold
-            twin = next((q for q in seen_questions
-                         if question_similarity(q, item.question) >= threshold), None)
-            if twin is not None:
-                finding = (GenerateReason.near_duplicate, f"repeats the question {twin!r}")
-        if finding is not None:
-            out.rejected.append(QARejected(**base, reason=finding[0], detail=finding[1],
+        found = _finding(gen, clip, req.features, item, kinds=t.meta.kinds,
+                         answer_limit=t.answer_limit(), facts=src.facts if src else None,
+                         seen_questions=seen_questions, rewrite=src is not None)
+        if isinstance(found, tuple):
+            out.rejected.append(QARejected(**base, reason=found[0], detail=found[1],
                                            question=item.question, answer=item.answer,
                                            kind=item.kind.value))
             continue
         seen_questions.append(item.question)
-        out.records.append(QARecord(
-            qa_id=QARecord.make_id(clip.clip_id, t.meta.id, item.question),
-            clip_id=clip.clip_id, source=clip.source, split=clip.split.value,
-            question=item.question, answer=item.answer, kind=item.kind,
-            template_id=t.meta.id, template_version=t.meta.version,
+        out.records.append(_record(
+            gen, clip, item, template_id=t.meta.id, template_version=t.meta.version,
             template_hash=t.content_hash, backend=gen.backend_config.backend,
             model_id=gen.model_id, sampling=req.gen.sampling.model_dump_json(),
             seed=req.gen.seed, attempt=req.attempt, request_id=req.gen.request_id,
-            raw_output=res.text, prompt_tokens=res.prompt_tokens,
-            completion_tokens=res.completion_tokens, finish_reason=res.finish_reason,
-            created_at=created_at))
+            raw_output=res.text, created_at=created_at, res=res, claims=found,
+            form=src.question_form if src else QuestionForm.open,
+            topic=src.topic if src else None, facts=src.facts if src else None,
+            derived_from=src.qa_id if src else None, features=req.features))
+
+
+def _facts_records(gen: _Generator, clip: Clip, features: ClipFeatures | None,
+                   out: _ShardOut, seen_questions: list[str]) -> list[QARecord]:
+    """The facts family for one clip: rule-written pairs through the same screens."""
+    book = gen.book
+    if book is None:
+        return []
+    kept = []
+    for pair in render_fact_pairs(clip, features, book=book, seed=gen.config.seed):
+        kept_pair = _facts_record(gen, book, clip, features, pair, out, seen_questions)
+        if kept_pair is not None:
+            kept.append(kept_pair)
+    return kept
+
+
+def _facts_record(gen: _Generator, book: Phrasebook, clip: Clip, features: ClipFeatures | None,
+                  pair: FactPair, out: _ShardOut, seen_questions: list[str]) -> QARecord | None:
+    item = QAItem(question=pair.question, answer=pair.answer, kind=pair.kind)
+    facts_json = pair.facts.model_dump_json(exclude_defaults=True)
+    request_id = hashlib.blake2b(f"{book.content_hash}\x1f{clip.clip_id}\x1f{pair.topic}"
+                                 .encode(), digest_size=16).hexdigest()
+    found = _finding(gen, clip, features, item, kinds=list(QAKind), answer_limit=None,
+                     facts=pair.facts, seen_questions=seen_questions)
+    if isinstance(found, tuple):
+        out.rejected.append(QARejected(clip_id=clip.clip_id, source=clip.source,
+                                       template_id=book.id, reason=found[0], detail=found[1],
+                                       question=item.question, answer=item.answer,
+                                       kind=item.kind.value, request_id=request_id,
+                                       raw_output=facts_json))
+        return None
+    seen_questions.append(item.question)
+    record = _record(gen, clip, item, template_id=book.id, template_version=book.version,
+                     template_hash=book.content_hash, backend=FACTS_BACKEND,
+                     model_id=FACTS_MODEL, sampling="{}", seed=gen.config.seed, attempt=1,
+                     request_id=request_id, raw_output=facts_json, created_at=None, res=None,
+                     claims=found, form=pair.form, topic=pair.topic, facts=pair.facts,
+                     features=features)
+    out.records.append(record)
+    return record
+
+
+#: Facts topics worth rewriting: short answers with checkable facts (captions are not).
+_PARAPHRASABLE = frozenset({"tempo_open", "meter_open", "key_open", "chords_common",
+                            "instruments_open", "genre_open", "mood", "vocals", "key_mode",
+                            "tempo_yes_no", "instrument_yes_no", "loudness"})
+
+
+def _paraphrase_sources(gen: _Generator, clip_id: str, records: list[QARecord]) -> list[QARecord]:
+    """Which facts pairs of a clip are rewritten: seeded, one per kind first."""
+    n = gen.config.paraphrase_per_clip
+    pool = [r for r in records if r.topic in _PARAPHRASABLE]
+    pool.sort(key=lambda r: hashlib.blake2b(f"{gen.config.seed}\x1f{r.qa_id}".encode(),
+                                            digest_size=8).digest())
+    chosen: list[QARecord] = []
+    for r in pool:
+        if len(chosen) < n and all(c.kind != r.kind for c in chosen):
+            chosen.append(r)
+    for r in pool:
+        if len(chosen) < n and r not in chosen:
+            chosen.append(r)
+    return chosen
 
 
 def _missing(template: Template, clip: Clip, features: ClipFeatures | None) -> str | None:
@@ -299,15 +484,21 @@ def _missing(template: Template, clip: Clip, features: ClipFeatures | None) -> s
 
 
 def _initial_requests(gen: _Generator, clips: list[Clip], features: dict[str, ClipFeatures],
-                      out: _ShardOut) -> list[_Request]:
-    """First-attempt requests of one shard; clips a template cannot use are recorded."""
+                      out: _ShardOut, questions: dict[str, list[str]]) -> list[_Request]:
+    """Facts pairs of one shard, then the first-attempt LLM requests; clips a template
+    cannot use are recorded."""
     todo: list[_Request] = []
     for clip in clips:
         if clip.audio_status not in (AudioStatus.ok, AudioStatus.unchecked):
             out.counts[f"skipped:audio_{clip.audio_status.value}"] += 1
             continue
         feats = features.get(clip.clip_id)
+        facts = _facts_records(gen, clip, feats, out, questions.setdefault(clip.clip_id, []))
         for template in gen.templates:
+            if template.meta.mode == "paraphrase":
+                for source in _paraphrase_sources(gen, clip.clip_id, facts):
+                    todo.append(gen.request(clip, feats, template, attempt=1, source=source))
+                continue
             why = _missing(template, clip, feats)
             if why is not None:
                 out.rejected.append(QARejected(clip_id=clip.clip_id, source=clip.source,
@@ -324,11 +515,12 @@ def _run_group(
 ) -> dict[str, _ShardOut]:
     """Generate for several shards at once, so the backend sees large batches even when
     shards are small (continuous batching needs many requests in flight)."""
-    outs = {key: _ShardOut() for key, _, _ in group}
+    outs = {key: _ShardOut(clips={c.clip_id: c for c in clips}, features=feats)
+            for key, clips, feats in group}
     questions: dict[str, list[str]] = {}
     todo: list[tuple[str, _Request]] = []
     for key, clips, feats in group:
-        todo += [(key, r) for r in _initial_requests(gen, clips, feats, outs[key])]
+        todo += [(key, r) for r in _initial_requests(gen, clips, feats, outs[key], questions)]
     gen.report.requests += len(todo)
     for attempt in range(1, gen.config.max_attempts + 1):
         if not todo:
@@ -345,7 +537,8 @@ def _run_group(
                 if reason in _RETRYABLE and attempt < gen.config.max_attempts:
                     retry.append((key, gen.request(req.clip, req.features, req.template,
                                                    attempt=attempt + 1,
-                                                   messages=req.gen.messages)))
+                                                   messages=req.gen.messages,
+                                                   source=req.source)))
                     continue
                 out.rejected.append(QARejected(
                     clip_id=req.clip.clip_id, source=req.clip.source,
@@ -357,7 +550,52 @@ def _run_group(
             _screen(gen, req, parsed, res, created, out,
                     questions.setdefault(req.clip.clip_id, []))
         todo = retry
+    if gen.judge is not None:
+        _judge(gen, outs)
     return outs
+
+
+def _judge(gen: _Generator, outs: dict[str, _ShardOut]) -> None:
+    """Score accepted pairs with the LLM judge; store the scores, drop those below the bar.
+
+    One request per pair through the same backend and cache; a judge reply that does not
+    parse leaves the pair unjudged (``judge`` None) rather than dropping it.
+    """
+    judge = gen.judge
+    if judge is None:
+        return
+    todo: list[tuple[str, int, _Request]] = []
+    for key, out in outs.items():
+        for i, rec in enumerate(out.records):
+            if rec.template_id == FACTS_TEMPLATE and not gen.config.judge_facts:
+                continue
+            clip = out.clips[rec.clip_id]
+            todo.append((key, i, gen.request(clip, out.features.get(rec.clip_id), judge,
+                                             attempt=1, source=rec)))
+    if not todo:
+        return
+    results = gen.fetch([req for _, _, req in todo])
+    drop: dict[str, set[int]] = {}
+    for (key, i, req), (res, _) in zip(todo, results, strict=True):
+        out = outs[key]
+        try:
+            scores = JudgeScores.model_validate_json(res.text)
+        except ValidationError:
+            continue
+        gen.report.judged += 1
+        rec = out.records[i]
+        if scores.mean < gen.config.judge_min_score:
+            drop.setdefault(key, set()).add(i)
+            out.rejected.append(QARejected(
+                clip_id=rec.clip_id, source=rec.source, template_id=rec.template_id,
+                reason=GenerateReason.judge_low,
+                detail=f"judge mean {scores.mean:.2f} < {gen.config.judge_min_score} "
+                       f"({scores.model_dump_json()})",
+                question=rec.question, answer=rec.answer, kind=rec.kind.value,
+                request_id=req.gen.request_id, raw_output=res.text))
+        out.records[i] = rec.model_copy(update={"judge": scores, "judge_model": gen.model_id})
+    for key, idx in drop.items():
+        outs[key].records = [r for i, r in enumerate(outs[key].records) if i not in idx]
 
 
 def generate(
@@ -437,7 +675,10 @@ def _write_shard(work: WorkDir, key: str, fingerprint: str, result: _ShardOut, *
             "accepted": len(result.records),
             "rejected": dict(Counter(r.reason.value for r in result.rejected)),
             "skipped": {k.split(":", 1)[1]: v for k, v in result.counts.items()},
-            "by_kind": dict(Counter(r.kind.value for r in result.records))}
+            "by_kind": dict(Counter(r.kind.value for r in result.records)),
+            "by_form": dict(Counter(r.question_form.value for r in result.records)),
+            "by_template": dict(Counter(r.template_id for r in result.records)),
+            "verified": sum(r.verified for r in result.records)}
     write_json_atomic(work.marker(STAGE, key), meta)
     _add_counts(report, meta)
 
@@ -445,7 +686,8 @@ def _write_shard(work: WorkDir, key: str, fingerprint: str, result: _ShardOut, *
 def _add_counts(report: GenerateReport, meta: dict) -> None:
     report.clips += int(meta["clips"])
     report.accepted += int(meta["accepted"])
-    for name in ("rejected", "skipped", "by_kind"):
+    report.verified += int(meta.get("verified", 0))
+    for name in ("rejected", "skipped", "by_kind", "by_form", "by_template"):
         target = getattr(report, name)
-        for k, v in meta[name].items():
+        for k, v in meta.get(name, {}).items():
             target[k] = target.get(k, 0) + int(v)

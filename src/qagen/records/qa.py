@@ -24,6 +24,67 @@ class QAKind(StrEnum):
     structure = "structure"
     reasoning = "reasoning"
     caption = "caption"
+    dynamics = "dynamics"  # loudness
+    duration = "duration"
+
+
+class QuestionForm(StrEnum):
+    """How a question asks: open, yes/no, or multiple choice (LLark / MuChoMusic style)."""
+
+    open = "open"
+    yes_no = "yes_no"
+    multiple_choice = "multiple_choice"
+
+
+class StatedFacts(BaseModel):
+    """The facts a pair states, structured, so any claim can be checked later.
+
+    Facts pairs fill it by construction; a paraphrase inherits its source pair's facts. Keys
+    and chords are stored as written (``A minor``; Harte ``A#:maj``), tempos in BPM.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    tempo_bpm: float | None = None
+    tempo_alt_bpm: float | None = Field(
+        default=None, description="The other octave named as an alternative (half/double time).")
+    meter: int | None = Field(default=None, description="Beats per bar.")
+    key: str | None = None
+    key_alt: str | None = Field(default=None, description="A hedged alternative key.")
+    chords: list[str] = Field(default_factory=list, description="Harte labels stated.")
+    loudness_lufs: float | None = None
+    duration_s: float | None = None
+    instruments: list[str] = Field(default_factory=list)
+    genres: list[str] = Field(default_factory=list)
+    moods: list[str] = Field(default_factory=list)
+    vocals: bool | None = None
+    ensemble: str | None = None
+    aspects: list[str] = Field(default_factory=list)
+    caption: bool = Field(default=False, description="The answer is the human caption.")
+
+    def is_empty(self) -> bool:
+        return self == StatedFacts()
+
+
+class JudgeScores(BaseModel):
+    """An LLM judge's rubric scores of one pair (1–5 each), as the judge must return them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    relevance: int = Field(ge=1, le=5, description="Does the answer answer the question?")
+    faithfulness: int = Field(ge=1, le=5, description="Does it agree with the clip's facts?")
+    specificity: int = Field(ge=1, le=5, description="Is it specific and checkable?")
+    fluency: int = Field(ge=1, le=5, description="Is it fluent, natural English?")
+
+    @property
+    def mean(self) -> float:
+        return (self.relevance + self.faithfulness + self.specificity + self.fluency) / 4
+
+
+class Paraphrase(BaseModel):
+    """Output of paraphrase families: one rewritten question–answer pair."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=8, max_length=400)
+    answer: str = Field(min_length=2, max_length=1500)
 
 
 class QAItem(BaseModel):
@@ -61,6 +122,7 @@ class Caption(BaseModel):
 #: Output models a template may name in its front matter (``output:``).
 OUTPUT_MODELS: dict[str, type[BaseModel]] = {
     "QAPairs": QAPairs, "FixedAnswers": FixedAnswers, "Caption": Caption,
+    "Paraphrase": Paraphrase, "JudgeScores": JudgeScores,
 }
 
 
@@ -82,7 +144,9 @@ class Provenance(BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
-    created_at: str = Field(description="UTC ISO-8601 time the completion was produced.")
+    created_at: str | None = Field(
+        default=None, description="UTC ISO-8601 time the completion was produced (None for "
+        "deterministic facts pairs, so a rebuild is byte-identical).")
 
 
 class QARecord(Provenance):
@@ -95,6 +159,18 @@ class QARecord(Provenance):
     question: str
     answer: str
     kind: QAKind
+    question_form: QuestionForm = QuestionForm.open
+    topic: str | None = Field(default=None, description="Facts topic (facts and paraphrases).")
+    facts: StatedFacts = Field(default_factory=StatedFacts)
+    derived_from: str | None = Field(
+        default=None, description="qa_id of the facts pair a paraphrase rewrites.")
+    claims_checked: int = Field(
+        default=0, description="Tempo/key/meter/chord claims grounding read and verified.")
+    verified: bool = Field(
+        default=False, description="A claim grounding verified, or stated facts re-checked "
+        "against the clip's measurements and labels (qagen.generate.facts.verify_facts).")
+    judge: JudgeScores | None = None
+    judge_model: str | None = None
 
     @staticmethod
     def make_id(clip_id: str, template_id: str, question: str) -> str:
@@ -122,6 +198,14 @@ class GenerateReason(StrEnum):
     junk = "junk"  # "as an AI", "I cannot hear", banned phrases
     near_duplicate = "near_duplicate"  # same question as another pair of this clip
     kind_mismatch = "kind_mismatch"  # kind not allowed by the template
+    # the quality gate (qagen.generate.gate): pairs a curator would not keep
+    gate_non_answer = "gate_non_answer"  # does not answer, or asks back
+    gate_off_topic = "gate_off_topic"  # drifts off the music (release, sales, stories, visuals)
+    gate_format = "gate_format"  # list markers, JSON or template debris in the text
+    gate_language = "gate_language"  # not English
+    gate_vague = "gate_vague"  # nothing checkable or specific about this clip
+    facts_lost = "facts_lost"  # a paraphrase dropped or changed a fact of its source pair
+    judge_low = "judge_low"  # the LLM judge scored it below the threshold
 
 
 class QARejected(BaseModel):

@@ -1,0 +1,228 @@
+"""The quality gate: pairs a curator would not keep, whatever model wrote them.
+
+Why: the leak / junk / grounding screens catch answers that cite the inputs, refuse, or
+contradict the measurements. What still got through on the embedded default were pairs that
+say nothing: answers that do not answer ("The audio is described in detail"), ask back, drift
+off the music ("It is produced and released in the United States"), echo list markers or
+JSON, switch language, or are too vague to check. Each rule here is one of those, named by a
+reason code; the gate's precision and recall are measured on a hand-labelled set of this
+project's own outputs (``tests/generate/data/gate_labels.jsonl``, see ``qagen gate-eval``).
+
+Pure functions: data in, a :class:`Finding` (or None) out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from qagen.generate.grounding import Finding
+from qagen.records.qa import GenerateReason, QAItem, QAKind, StatedFacts
+
+_WORD = re.compile(r"[a-zà-ÿ0-9#'/]+", re.I)
+
+# ------------------------------------------------------------------ non-answers
+
+_STOP = frozenset([
+    "a", "an", "the", "this", "that", "these", "those", "it", "its", "is", "are", "was",
+    "were", "be", "been", "being", "of", "in", "on", "at", "to", "for", "with", "by", "from",
+    "and", "or", "as", "what", "which", "who", "how", "why", "when", "where", "does", "do",
+    "did", "can", "could", "would", "should", "there", "here", "you", "your", "me", "my", "i",
+    "about", "one", "some", "kind", "type", "sort", "so", "very", "song", "track", "piece",
+    "music", "clip", "audio", "recording", "sound", "sounds", "tune", "excerpt", "please",
+    "describe", "detail", "details", "detailed", "tell", "explain"
+])
+_QUESTION_OPENERS = re.compile(
+    r"^(?:what|which|who|how|why|when|where|is|are|does|do|did|can|could|would|should)\b", re.I)
+_NON_ANSWERS = re.compile(
+    r"^(?:it depends|not sure|unknown|n/?a|none|no answer|yes\.?|no\.?|maybe\.?|"
+    r"the answer is|answer:|i think so|i don't know|i do not know)\b", re.I)
+
+# ------------------------------------------------------------------ off the music
+
+_OFF_TOPIC = tuple((re.compile(p, re.I), why) for p, why in (
+    (r"\breleas(?:e|ed|es|ing)\b", "release"),
+    (r"\b(?:united states|u\.s\.a?\.?|america|england|united kingdom|country of origin|"
+     r"countries|(?:which|what|a specific|a|the|this|one|from|in|native)\s+country)\b"
+     r"(?!\s+(?:music|song|style|genre|ballad|twang|guitar|feel|tune|or|and|,))",
+     "country of origin"),
+    (r"\b(?:sales|sold|charts?|chart-topping|billboard|streams?|streaming|downloads?|"
+     r"copyright|royalt\w+|grammy|award\w*|popularity|fans?|audience|concerts?|tour\w*)\b",
+     "sales, charts or audience"),
+    (r"\b(?:visuals?|video|videos|scenery|imagery|picture|painting|film|movie|story|"
+     r"storyline|plot|characters|main character|narrative)\b", "visuals or stories"),
+    (r"\b(?:producers?|produced by|record(?:ing)? (?:company|studio|label)|released by|"
+     r"recorded (?:in|at|by)|mixing engineer|engineer)\b", "production or release"),
+    (r"\b(?:19|20)\d\d\b|\b\d0s\b", "dates or decades"),
+    (r"\b(?:parameters?|settings?|software|plugin|algorithm|computer|program(?:me)?|"
+     r"website|app)\b", "technology, not the music"),
+))
+#: A question must point at the clip ("this song", "the audio", "it"), not at music at large.
+_ABOUT_THE_CLIP = re.compile(
+    r"\b(?:this|the|these)\s+(?:\w+\s+){0,2}?(?:song|music|piece|track|clip|audio|recording|"
+    r"tune|excerpt|composition|performance|melody|rhythm|beat|instrumentation|sound|harmony|"
+    r"chords?|tempo|key|bass|vocals?|singer|drums?|guitar|piano|instruments?|progression|"
+    r"mood|genre|style|meter|arrangement|bars|measures|opening|ending)s?\b|\b(?:it|you hear|you can hear|is heard|are heard|"
+    r"can be heard|playing|played)\b", re.I)
+
+# ------------------------------------------------------------------ format debris
+
+_FORMAT = tuple((re.compile(p, re.I | re.M), why) for p, why in (
+    (r"^\s*(?:\d+[.)]|[-*•]|[a-h][.)])\s", "list marker"),
+    (r"[{}\[\]<>`|\\]|\*\*|#{2,}", "JSON, markup or code characters"),
+    (r"\b(?:question|answer|q|a|description of (?:the )?audio|caption|output|response)\s*:",
+     "a field name or template label"),
+    (r"https?://|www\.", "a URL"),
+    (r"\bthx\b|\bu r\b|\blol\b|\bimo\b|\bbtw\b", "chat slang"),
+))
+
+# ------------------------------------------------------------------ language
+
+_ENGLISH = frozenset([
+    "the", "a", "an", "is", "are", "was", "were", "be", "it", "this", "that", "of", "and",
+    "or", "in", "on", "at", "to", "for", "with", "by", "from", "as", "has", "have", "there",
+    "its", "into", "but", "not", "no", "yes", "which", "who", "what", "how", "very", "can",
+    "also", "while", "over", "under", "between", "sounds", "song", "music", "plays", "played",
+    "playing", "piece", "track", "features", "feel", "tempo", "key"
+])
+_FOREIGN = frozenset([
+    "de", "la", "el", "los", "las", "que", "y", "en", "un", "una", "por", "para", "con", "del",
+    "al", "lo", "le", "les", "des", "et", "est", "une", "dans", "pour", "der", "die", "das",
+    "und", "ist", "ein", "eine", "nicht", "mit", "il", "di", "che", "per", "della", "delle",
+    "da", "não", "uma", "com", "é", "e", "en", "het", "van", "een", "ook", "och", "att", "är"
+])
+
+# ------------------------------------------------------------------ specificity
+
+_MUSIC_TERMS = re.compile(
+    r"\b(?:\d{2,3}\s*(?:bpm|beats per minute)|[2-9]/[248]|major|minor|chords?|progression|"
+    r"key of|tempo|bpm|beats? per bar|waltz|syncopat\w*|downbeat|backbeat|time signature|"
+    r"arpeggi\w*|staccato|legato|crescendo|melod\w+|harmon\w+|riff|groove|bassline|bass line|"
+    r"strum\w*|plucked|bowed|sustained|distort\w*|reverb|ostinato|cadence|modulat\w*|"
+    r"ballad|lullaby)\b", re.I)
+_INSTRUMENTS = re.compile(
+    r"\b(?:piano|guitars?|bass|drums?|percussion|synth\w*|strings?|violins?|viola|cello|"
+    r"organ|keyboards?|flute|clarinet|oboe|bassoon|sax\w*|trumpet|trombone|horns?|tuba|harp\w*|"
+    r"accordion|banjo|mandolin|ukulele|sitar|tabla|marimba|xylophone|vibraphone|bells?|choir|"
+    r"quartet|ensemble|orchestra\w*|brass|woodwinds?|harmonica|hi-?hats?|cymbals?|snare|kick|"
+    r"vocals?|voice|singer|singing|rap\w*)\b", re.I)
+_GENERIC = re.compile(
+    r"\b(?:emotions?|feelings?|vibes?|atmosphere|experience|beautiful|nice|good|great|"
+    r"amazing|interesting|unique|various|different|elements|overall|enjoy\w*)\b", re.I)
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text.replace("’", "'"))]
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "ly", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def _content(text: str) -> set[str]:
+    return {_stem(w) for w in _words(text) if w not in _STOP}
+
+
+def check_non_answer(item: QAItem) -> Finding | None:
+    """The answer must answer: not ask back, not restate the question, not dodge."""
+    answer = item.answer.strip()
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", answer) if s.strip()]
+    if sentences and sum(s.rstrip().endswith("?") for s in sentences) * 2 >= len(sentences):
+        return Finding(GenerateReason.gate_non_answer, "the answer asks questions back")
+    if _QUESTION_OPENERS.match(answer) and "?" in answer:
+        return Finding(GenerateReason.gate_non_answer, "the answer is a question")
+    if _NON_ANSWERS.match(answer) and len(_words(answer)) <= 4:
+        return Finding(GenerateReason.gate_non_answer, f"no answer: {answer!r}")
+    content = _content(answer)
+    # A choice ("A, B or C?") is answered by picking from the question's own words.
+    choice = re.search(r"\bor\b", item.question, re.I) is not None
+    if not choice and content and content <= _content(item.question) | {"describ", "hear"}:
+        return Finding(GenerateReason.gate_non_answer, "the answer only restates the question")
+    return None
+
+
+def check_off_topic(item: QAItem) -> Finding | None:
+    """Question and answer must stay on what can be heard in this clip."""
+    for part, text in (("question", item.question), ("answer", item.answer)):
+        for pattern, why in _OFF_TOPIC:
+            if m := pattern.search(text):
+                return Finding(GenerateReason.gate_off_topic, f"{part} is about {why}: "
+                               f"{m.group(0)!r}")
+    if item.kind is not QAKind.caption and not _ABOUT_THE_CLIP.search(item.question):
+        return Finding(GenerateReason.gate_off_topic,
+                       f"the question is not about this clip: {item.question!r}")
+    return None
+
+
+def check_format(item: QAItem) -> Finding | None:
+    """No list markers, JSON/markup, template labels, URLs or stutter (a 4-word run said
+    three times) in the text."""
+    for part, text in (("question", item.question), ("answer", item.answer)):
+        for pattern, why in _FORMAT:
+            if m := pattern.search(text):
+                return Finding(GenerateReason.gate_format, f"{part} has {why}: {m.group(0)!r}")
+        words = _words(text)
+        grams = Counter(zip(words, words[1:], words[2:], words[3:], strict=False))
+        if grams and grams.most_common(1)[0][1] >= 3:
+            return Finding(GenerateReason.gate_format, f"{part} repeats itself")
+    if "\n" in item.answer.strip():
+        return Finding(GenerateReason.gate_format, "answer spans several lines")
+    return None
+
+
+def check_language(item: QAItem) -> Finding | None:
+    """English only: a foreign-language answer is not what the dataset promises."""
+    for part, text in (("question", item.question), ("answer", item.answer)):
+        letters = [c for c in text if c.isalpha()]
+        if letters and sum(not c.isascii() for c in letters) / len(letters) > 0.15:
+            return Finding(GenerateReason.gate_language, f"{part} is not in English (script)")
+        words = _words(text)
+        foreign = sum(w in _FOREIGN for w in words)
+        english = sum(w in _ENGLISH for w in words)
+        if foreign >= 2 and foreign > english:
+            return Finding(GenerateReason.gate_language, f"{part} is not in English")
+    return None
+
+
+def _anchors(clip_words: Iterable[str]) -> set[str]:
+    return {_stem(w) for text in clip_words for w in _words(text)
+            if w not in _STOP and len(w) > 2}
+
+
+def check_vague(item: QAItem, *, clip_words: Iterable[str], claims: int) -> Finding | None:
+    """An answer must say something specific about *this* clip that can be checked.
+
+    Specific: a tempo/key/chord/meter claim grounding verified (``claims``), or a word
+    shared with what is known of the clip (its labels, caption, measured key and chords).
+    Generic praise ("a beautiful piece that evokes emotions") without either is vague.
+    """
+    if claims > 0:
+        return None
+    shared = _content(item.answer) & _anchors(clip_words)
+    if shared:
+        return None
+    if _MUSIC_TERMS.search(item.answer) or _INSTRUMENTS.search(item.answer):
+        return Finding(GenerateReason.gate_vague,
+                       "names music terms but nothing known about this clip")
+    why = "generic" if _GENERIC.search(item.answer) else "nothing specific"
+    return Finding(GenerateReason.gate_vague, f"{why}: no fact of this clip in the answer")
+
+
+def check_quality(item: QAItem, *, clip_words: Iterable[str], claims: int,
+                  facts: StatedFacts | None = None) -> Finding | None:
+    """All gate rules in order; the first failure names the reason.
+
+    Pairs that carry stated facts (facts pairs and their paraphrases) skip the specificity
+    rule: their facts are verified separately, one by one.
+    """
+    for check in (check_format(item), check_language(item), check_non_answer(item),
+                  check_off_topic(item)):
+        if check is not None:
+            return check
+    if facts is not None and not facts.is_empty():
+        return None
+    return check_vague(item, clip_words=clip_words, claims=claims)
