@@ -63,8 +63,8 @@ _ABOUT_THE_CLIP = re.compile(
     r"\b(?:this|the|these)\s+(?:\w+\s+){0,2}?(?:song|music|piece|track|clip|audio|recording|"
     r"tune|excerpt|composition|performance|melody|rhythm|beat|instrumentation|sound|harmony|"
     r"chords?|tempo|key|bass|vocals?|singer|drums?|guitar|piano|instruments?|progression|"
-    r"mood|genre|style|meter|arrangement|bars|measures|opening|ending)s?\b|\b(?:it|you hear|you can hear|is heard|are heard|"
-    r"can be heard|playing|played)\b", re.I)
+    r"mood|genre|style|meter|arrangement|bars|measures|opening|ending)s?\b"
+    r"|\b(?:it|you hear|you can hear|is heard|are heard|can be heard|playing|played)\b", re.I)
 
 # ------------------------------------------------------------------ format debris
 
