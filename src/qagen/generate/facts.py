@@ -184,7 +184,7 @@ def _fill_tempo_open(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
 
 def _fill_tempo_choice(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
     t = _tempo(f)
-    if t is None or t[2] == "uncertain":
+    if t is None or t[2] != "firm":  # with half/double time in doubt no single option is right
         return None
     bpm, alt, _ = t
     options = [_bpm(bpm * r) for r in TEMPO_DISTRACTOR_RATIOS] + [_bpm(bpm)]
