@@ -29,6 +29,7 @@ from qagen.publish.leakage import LeakageViolation, find_leakage
 from qagen.publish.licenses import MADMOM_MODELS_LICENSE, AggregateLicense, aggregate_licenses
 from qagen.publish.licenses import parse_license as _parse
 from qagen.publish.plots import render_plots
+from qagen.publish.quality import collect_quality, quality_rows
 from qagen.publish.stats import WorkStats, collect_stats, hub_split
 from qagen.publish.tables import (
     JoinedRows,
@@ -117,6 +118,7 @@ def publish(work: WorkDir, *, config: PublishConfig | None = None) -> PublishRep
         "config_docs": CONFIG_DOCS, "embed_audio": cfg.embed_audio and "clips" in counts,
         "plots": plots, "leakage": leakage, "license": agg, "license_rows": license_rows,
         "training_runs": training_runs(work.root),
+        "quality": (quality := collect_quality(work)), "quality_rows": quality_rows(quality),
     }
     card = render_card(header=header, context=context, template=cfg.card_template)
     writer.write("README.md", card.encode())

@@ -63,7 +63,12 @@ def published_qa(rec: QARecord, clip: Clip, feats: ClipFeatures | None) -> Publi
     return PublishedQA(
         qa_id=rec.qa_id, clip_id=rec.clip_id, source=rec.source,
         split=hub_split(clip.split.value), question=rec.question, answer=rec.answer,
-        kind=rec.kind.value, template_id=rec.template_id, template_version=rec.template_version,
+        kind=rec.kind.value, question_form=rec.question_form.value, topic=rec.topic,
+        facts_json=None if rec.facts.is_empty() else rec.facts.model_dump_json(
+            exclude_defaults=True),
+        verified=rec.verified, derived_from=rec.derived_from,
+        judge_mean=rec.judge.mean if rec.judge else None,
+        template_id=rec.template_id, template_version=rec.template_version,
         template_hash=rec.template_hash, backend=rec.backend, model_id=rec.model_id,
         sampling=rec.sampling, seed=rec.seed, prompt_tokens=rec.prompt_tokens,
         completion_tokens=rec.completion_tokens, start_s=clip.start_s, end_s=clip.end_s,

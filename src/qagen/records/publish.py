@@ -67,6 +67,15 @@ class PublishedQA(BaseModel):
     question: str
     answer: str
     kind: str
+    question_form: str = Field(default="open", description="open, yes_no or multiple_choice.")
+    topic: str | None = Field(default=None, description="Facts topic (facts family and "
+                              "paraphrases), e.g. tempo_open.")
+    facts_json: str | None = Field(default=None, description="The facts the answer states, as "
+                                   "JSON (tempo_bpm, key, meter, chords, instruments, …).")
+    verified: bool = Field(default=False, description="Its claims were checked against the "
+                           "measurements and labels and hold.")
+    derived_from: str | None = Field(default=None, description="qa_id a paraphrase rewrites.")
+    judge_mean: float | None = Field(default=None, description="LLM judge's mean score (1–5).")
     template_id: str
     template_version: str
     template_hash: str

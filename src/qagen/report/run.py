@@ -18,6 +18,7 @@ from rich.table import Table
 
 from qagen.publish.files import write_bytes_if_changed
 from qagen.publish.plots import render_plots
+from qagen.publish.quality import QualityStats, collect_quality, quality_rows
 from qagen.publish.stats import WorkStats, collect_stats
 from qagen.workdir import WorkDir
 
@@ -121,8 +122,24 @@ def summary_table(stats: WorkStats, timings: list[StageTiming], *, title: str = 
 
 def _md_table(head: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    def cell(c: Any) -> str:  # model text may hold pipes and newlines
+        return str(c).replace("|", "\\|").replace("\n", " ")
+
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _quality_sections(q: QualityStats) -> list[tuple[str, list[str], list[list[Any]]]]:
+    return [
+        ("Quality", ["figure", "value"], quality_rows(q)),
+        ("Pairs by question form and family", ["group", "value", "pairs"],
+         [["form", f, n] for f, n in q.by_form.items()]
+         + [["family", t, n] for t, n in q.by_template.items()]),
+        ("Gate rejections", ["reason", "count"], [[r, n] for r, n in q.gate_rejections.items()]),
+        (f"{len(q.sample)} random accepted pairs", ["kind", "form", "family", "question",
+                                                    "answer"],
+         [[p.kind, p.question_form, p.template_id, p.question, p.answer] for p in q.sample]),
+    ]
 
 
 def _sections(stats: WorkStats, timings: list[StageTiming], summary: dict[str, Any]
@@ -167,6 +184,7 @@ def write_run_report(work: WorkDir, *, summary: dict[str, Any], timings: dict[st
         write_bytes_if_changed(work.reports / "assets" / name, data)
         plots[name] = f"assets/{name}"
     sections = _sections(stats, rows, summary)
+    sections[3:3] = _quality_sections(collect_quality(work))
     intro = (f"{stats.total_clips} clips ({stats.audio_seconds / 60:.1f} min of audio measured), "
              f"{stats.total_pairs} accepted pairs"
              + (" — synthetic demo corpus." if stats.synthetic else "."))

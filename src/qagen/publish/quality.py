@@ -1,0 +1,200 @@
+"""The quality section of the data card and the run report: can a reader trust these pairs?
+
+Why: counts say how much data there is, not whether it is worth training on. A reader of the
+card should decide in a minute: which kinds and question forms, how many answers state a
+checkable claim and how many of those were verified against the measurements, what the gate
+and the judge dropped and why, how long and how varied the answers are, how often they repeat,
+and twenty random accepted pairs exactly as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import statistics
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+from qagen.workdir import WorkDir
+
+#: Rejection reasons that belong to the quality gate (and the paraphrase fact check).
+GATE_PREFIX = "gate_"
+GATE_EXTRA = ("facts_lost",)
+JUDGE_REASON = "judge_low"
+_TOKEN = re.compile(r"[a-z0-9#']+")
+
+
+class SamplePair(BaseModel):
+    """One accepted pair shown as it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    qa_id: str
+    kind: str
+    question_form: str
+    template_id: str
+    question: str
+    answer: str
+
+
+class GateCalibration(BaseModel):
+    """The gate's precision and recall on the hand-labelled set (``qagen gate-eval``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    labelled: int
+    keep_labelled: int
+    kept: int
+    true_keep: int
+    precision: float = Field(description="Share of gate-kept pairs labelled keep.")
+    recall: float = Field(description="Share of keep-labelled pairs the gate kept.")
+    by_split: dict[str, dict[str, float]] = Field(default_factory=dict)
+    labels_sha256: str = ""
+
+
+class QualityStats(BaseModel):
+    """Quality figures of a work directory's accepted and rejected pairs."""
+
+    model_config = ConfigDict(extra="forbid")
+    pairs: int = 0
+    by_kind: dict[str, int] = Field(default_factory=dict)
+    by_form: dict[str, int] = Field(default_factory=dict)
+    by_template: dict[str, int] = Field(default_factory=dict)
+    checkable: int = Field(default=0, description="Pairs stating facts or a parsed claim.")
+    verified: int = Field(default=0, description="Pairs whose claims were verified.")
+    gate_rejections: dict[str, int] = Field(default_factory=dict)
+    judge_rejections: int = 0
+    judged: int = 0
+    judge_mean: float | None = None
+    answer_words_mean: float = 0.0
+    answer_words_median: float = 0.0
+    answer_words_max: int = 0
+    distinct_1: float = Field(default=0.0, description="Distinct unigrams / unigrams (answers).")
+    distinct_2: float = Field(default=0.0, description="Distinct bigrams / bigrams (answers).")
+    near_duplicates_rejected: int = 0
+    repeated_answer_rate: float = Field(
+        default=0.0, description="Share of accepted answers identical to another accepted one.")
+    sample: list[SamplePair] = Field(default_factory=list)
+    gate: GateCalibration | None = None
+
+    def share(self, n: int) -> float:
+        return n / self.pairs if self.pairs else 0.0
+
+
+def _read(path: Path, columns: list[str]) -> list[dict[str, Any]]:
+    names = set(pq.ParquetFile(path).schema_arrow.names)
+    table = pq.read_table(path, columns=[c for c in columns if c in names])
+    rows = table.to_pylist()
+    return [{c: row.get(c) for c in columns} for row in rows]
+
+
+def _distinct(answers: list[str], n: int) -> float:
+    grams: list[tuple[str, ...]] = []
+    for a in answers:
+        words = _TOKEN.findall(a.lower())
+        grams += [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def load_gate_calibration() -> GateCalibration | None:
+    """The measured gate figures shipped with the package (None if absent)."""
+    try:
+        text = resources.files("qagen.generate").joinpath("gate_calibration.json").read_text(
+            encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return GateCalibration.model_validate_json(text)
+
+
+def collect_quality(work: WorkDir, *, samples: int = 20, seed: int = 0) -> QualityStats:
+    """Quality figures of ``work`` (accepted pairs in ``qa/``, rejections in ``qa_rejected/``).
+
+    The sample is the ``samples`` accepted pairs with the smallest seeded hash of their id:
+    random, yet the same for the same pairs.
+    """
+    q = QualityStats(gate=load_gate_calibration())
+    kinds: Counter[str] = Counter()
+    forms: Counter[str] = Counter()
+    templates: Counter[str] = Counter()
+    answers: list[str] = []
+    judge_scores: list[float] = []
+    ranked: list[tuple[bytes, SamplePair]] = []
+    cols = ["qa_id", "kind", "question_form", "template_id", "question", "answer", "facts",
+            "claims_checked", "verified", "judge"]
+    for path in sorted((work.root / "qa").glob("qa-*.parquet")):
+        for row in _read(path, cols):
+            q.pairs += 1
+            kinds[row["kind"]] += 1
+            forms[row["question_form"] or "open"] += 1
+            templates[row["template_id"]] += 1
+            answers.append(row["answer"])
+            facts = row["facts"] or {}
+            stated = any(v not in (None, [], False) for v in facts.values())
+            q.checkable += bool(stated or (row["claims_checked"] or 0) > 0)
+            q.verified += bool(row["verified"])
+            if row["judge"]:
+                scores = [v for v in row["judge"].values() if isinstance(v, int | float)]
+                judge_scores.append(sum(scores) / len(scores))
+            sample = SamplePair(qa_id=row["qa_id"], kind=row["kind"],
+                                question_form=row["question_form"] or "open",
+                                template_id=row["template_id"], question=row["question"],
+                                answer=row["answer"])
+            key = hashlib.blake2b(f"{seed}\x1f{row['qa_id']}".encode(), digest_size=8).digest()
+            ranked.append((key, sample))
+            ranked = sorted(ranked, key=lambda x: x[0])[:samples]
+    q.by_kind, q.by_form = dict(kinds.most_common()), dict(forms.most_common())
+    q.by_template = dict(templates.most_common())
+    q.sample = [s for _, s in ranked]
+    q.judged = len(judge_scores)
+    q.judge_mean = round(statistics.fmean(judge_scores), 3) if judge_scores else None
+    if answers:
+        words = [len(a.split()) for a in answers]
+        q.answer_words_mean = round(statistics.fmean(words), 2)
+        q.answer_words_median = float(statistics.median(words))
+        q.answer_words_max = max(words)
+        q.distinct_1 = round(_distinct(answers, 1), 4)
+        q.distinct_2 = round(_distinct(answers, 2), 4)
+        norm = Counter(" ".join(_TOKEN.findall(a.lower())) for a in answers)
+        q.repeated_answer_rate = round(sum(n for n in norm.values() if n > 1) / len(answers), 4)
+    gate: Counter[str] = Counter()
+    for path in sorted((work.root / "qa_rejected").glob("*.parquet")):
+        for row in _read(path, ["reason"]):
+            reason = row["reason"]
+            if reason.startswith(GATE_PREFIX) or reason in GATE_EXTRA:
+                gate[reason] += 1
+            elif reason == JUDGE_REASON:
+                q.judge_rejections += 1
+            elif reason == "near_duplicate":
+                q.near_duplicates_rejected += 1
+    q.gate_rejections = dict(gate.most_common())
+    return q
+
+
+def quality_rows(q: QualityStats) -> list[list[Any]]:
+    """Key figures as (figure, value) rows, for the run report and the card."""
+    rows: list[list[Any]] = [
+        ["accepted pairs", q.pairs],
+        ["with a checkable claim", f"{q.checkable} ({q.share(q.checkable):.1%})"],
+        ["verified against measurements / labels", f"{q.verified} ({q.share(q.verified):.1%})"],
+        ["answer words: mean / median / max",
+         f"{q.answer_words_mean} / {q.answer_words_median} / {q.answer_words_max}"],
+        ["distinct-1 / distinct-2 (answers)", f"{q.distinct_1} / {q.distinct_2}"],
+        ["answers repeating another answer", f"{q.repeated_answer_rate:.1%}"],
+        ["near-duplicate questions rejected", q.near_duplicates_rejected],
+        ["gate rejections", sum(q.gate_rejections.values())],
+        ["judged / judge mean / judge rejections",
+         f"{q.judged} / {q.judge_mean if q.judge_mean is not None else '—'} / "
+         f"{q.judge_rejections}"],
+    ]
+    if q.gate is not None:
+        rows.append(["gate precision / recall on 'keep' (hand-labelled set of "
+                     f"{q.gate.labelled})", f"{q.gate.precision:.3f} / {q.gate.recall:.3f}"])
+    return rows
+
+
+def quality_json(q: QualityStats) -> str:
+    return json.dumps(q.model_dump(mode="json"), indent=1, sort_keys=True)
