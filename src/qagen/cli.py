@@ -204,7 +204,17 @@ def generate(
     model: Annotated[str, typer.Option(help="HF id, local dir, or the packaged default.")] = (
         "smollm2-135m-instruct"
     ),
-    templates: Annotated[str | None, typer.Option(help="Comma-separated template ids.")] = None,
+    templates: Annotated[str | None, typer.Option(
+        help="Comma-separated LLM template ids, 'all', or 'none' (default: paraphrase)."
+    )] = None,
+    facts: Annotated[bool, typer.Option(help="Write the facts family (no LLM).")] = True,
+    paraphrase_per_clip: Annotated[int, typer.Option(
+        help="Facts pairs per clip the paraphrase family rewrites.")] = 2,
+    gate: Annotated[bool, typer.Option(help="Apply the quality gate.")] = True,
+    judge: Annotated[str | None, typer.Option(
+        help="LLM judge template id (e.g. judge); scores every LLM pair.")] = None,
+    judge_min_score: Annotated[float, typer.Option(
+        help="Mean judge score (1-5) a pair needs.")] = 3.5,
     batch_size: Annotated[int, typer.Option(help="Requests per forward batch.")] = 8,
     base_url: Annotated[str | None, typer.Option(help="openai backend: server URL.")] = None,
     server_kind: Annotated[str, typer.Option(help="openai backend: vllm|llamacpp|openai.")] = (
@@ -225,8 +235,16 @@ def generate(
     from qagen.generate.stage import generate as run_generate
     from qagen.workdir import WorkDir
 
+    chosen: dict[str, list[str] | None] = {}
+    if templates == "all":
+        chosen["templates"] = None
+    elif templates == "none":
+        chosen["templates"] = []
+    elif templates:
+        chosen["templates"] = [t.strip() for t in templates.split(",") if t.strip()]
     cfg = GenerateConfig(
-        templates=[t.strip() for t in templates.split(",")] if templates else None,
+        **chosen, facts=facts, paraphrase_per_clip=paraphrase_per_clip, gate=gate, judge=judge,
+        judge_min_score=judge_min_score,
         max_clips_per_shard=max_clips_per_shard,
         max_tokens=max_tokens,
         temperature=temperature,
@@ -257,6 +275,13 @@ def generate(
     table.add_row("requests (cache hits)", f"{report.requests} ({report.cache_hits})")
     table.add_row("valid on first try", f"{report.first_try_valid_rate:.1%}")
     table.add_row("accepted pairs", str(report.accepted))
+    table.add_row("verified pairs", str(report.verified))
+    for template_id, n in sorted(report.by_template.items()):
+        table.add_row(f"  family {template_id}", str(n))
+    for form, n in sorted(report.by_form.items()):
+        table.add_row(f"  form {form}", str(n))
+    if report.judged:
+        table.add_row("judged", str(report.judged))
     for kind, n in sorted(report.by_kind.items()):
         table.add_row(f"  kind {kind}", str(n))
     for reason, n in sorted(report.rejected.items()):
@@ -424,6 +449,41 @@ def demo_corpus(
     out.print(f"{verb} {corpus.clips} clips under {corpus.root}; truth: {corpus.truth_path}")
     for name, path in corpus.sources.items():
         out.print(f"  qagen ingest {name} {path}")
+
+
+@app.command("gate-eval")
+def gate_eval(
+    labels: Annotated[Path, typer.Option(help="Hand-labelled pairs (jsonl).")] = Path(
+        "tests/generate/data/gate_labels.jsonl"),
+    clips: Annotated[Path, typer.Option(help="Their clips and features (jsonl).")] = Path(
+        "tests/generate/data/gate_clips.jsonl"),
+    write: Annotated[bool, typer.Option(
+        help="Store the figures in the package (the data card shows them).")] = False,
+    show: Annotated[int, typer.Option(help="Print this many disagreements.")] = 20,
+) -> None:
+    """Precision / recall of the screens + quality gate on hand-labelled pairs."""
+    from qagen.generate.calibrate import CALIBRATION_FILE, calibrate, disagreements
+
+    for path in (labels, clips):
+        if not path.is_file():
+            raise typer.BadParameter(f"{path} not found", param_hint="--labels/--clips")
+    cal, verdicts = calibrate(labels, clips)
+    table = Table(title=f"gate on {cal.labelled} hand-labelled pairs")
+    for col in ("set", "labelled", "keep labelled", "kept", "true keep", "precision", "recall"):
+        table.add_column(col, justify="left" if col == "set" else "right")
+    rows = {"all": cal.model_dump(), **cal.by_split}
+    for name, f in rows.items():
+        table.add_row(name, str(f["labelled"]), str(f["keep_labelled"]), str(f["kept"]),
+                      str(f["true_keep"]), f"{f['precision']:.3f}", f"{f['recall']:.3f}")
+    out.print(table)
+    for what, n in disagreements(verdicts).most_common():
+        out.print(f"  {n:4d}  {what}")
+    wrong = [v for v in verdicts if v.kept != (v.label == "keep")]
+    for v in wrong[:show]:
+        out.print(f"  {v.id} labelled {v.label}, screens {v.reason}: {v.detail}")
+    if write:
+        CALIBRATION_FILE.write_text(cal.model_dump_json(indent=1) + "\n", encoding="utf-8")
+        out.print(f"written {CALIBRATION_FILE}")
 
 
 @app.command()

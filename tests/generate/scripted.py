@@ -60,8 +60,8 @@ def facts(req: GenRequest) -> dict:
 def paraphrase(req: GenRequest) -> str:
     """A rewrite that keeps every fact: the source pair, reworded at the edges."""
     user = req.messages[-1]["content"]
-    question = re.search(r"^Question: (.*)$", user, flags=re.M).group(1)  # type: ignore[union-attr]
-    answer_ = re.search(r"^Answer: (.*)$", user, flags=re.M).group(1)  # type: ignore[union-attr]
+    question = re.findall(r"^Question: (.*)$", user, flags=re.M)[-1]  # the pair, not the example
+    answer_ = re.findall(r"^Answer: (.*)$", user, flags=re.M)[-1]
     return json.dumps({"question": f"Listening to this recording: {question[0].lower()}"
                                    f"{question[1:]}",
                        "answer": f"Listening closely, {answer_[0].lower()}{answer_[1:]}"})

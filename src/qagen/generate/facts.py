@@ -144,7 +144,14 @@ def join_words(items: Sequence[str], *, conj: str = "and") -> str:
 
 
 def _article(word: str) -> str:
+    """"a piano", "an organ", "drums" (plurals and mass nouns take none)."""
+    last = word.split()[-1].lower()
+    if (last.endswith("s") and not last.endswith("ss")) or last in _MASS_NOUNS:
+        return word
     return f"an {word}" if word[:1].lower() in "aeio" else f"a {word}"
+
+
+_MASS_NOUNS = frozenset({"percussion", "brass"})
 
 
 def _bpm(x: float) -> int:

@@ -101,7 +101,7 @@ _MUSIC_TERMS = re.compile(
     r"arpeggi\w*|staccato|legato|crescendo|melod\w+|harmon\w+|riff|groove|bassline|bass line|"
     r"strum\w*|plucked|bowed|sustained|distort\w*|reverb|ostinato|cadence|modulat\w*|"
     r"ballad|lullaby)\b", re.I)
-_INSTRUMENTS = re.compile(
+INSTRUMENT_WORDS = re.compile(
     r"\b(?:piano|guitars?|bass|drums?|percussion|synth\w*|strings?|violins?|viola|cello|"
     r"organ|keyboards?|flute|clarinet|oboe|bassoon|sax\w*|trumpet|trombone|horns?|tuba|harp\w*|"
     r"accordion|banjo|mandolin|ukulele|sitar|tabla|marimba|xylophone|vibraphone|bells?|choir|"
@@ -171,6 +171,9 @@ def check_format(item: QAItem) -> Finding | None:
             return Finding(GenerateReason.gate_format, f"{part} repeats itself")
     if "\n" in item.answer.strip():
         return Finding(GenerateReason.gate_format, "answer spans several lines")
+    first = item.answer.strip()[:1]
+    if first.isalpha() and first.islower():
+        return Finding(GenerateReason.gate_format, "answer does not start a sentence")
     return None
 
 
@@ -205,7 +208,7 @@ def check_vague(item: QAItem, *, clip_words: Iterable[str], claims: int) -> Find
     shared = _content(item.answer) & _anchors(clip_words)
     if shared:
         return None
-    if _MUSIC_TERMS.search(item.answer) or _INSTRUMENTS.search(item.answer):
+    if _MUSIC_TERMS.search(item.answer) or INSTRUMENT_WORDS.search(item.answer):
         return Finding(GenerateReason.gate_vague,
                        "names music terms but nothing known about this clip")
     why = "generic" if _GENERIC.search(item.answer) else "nothing specific"

@@ -38,22 +38,17 @@ from qagen.generate.context import build_context
 from qagen.generate.facts import (
     FactPair,
     Phrasebook,
-    clip_words,
     load_phrasebook,
     render_fact_pairs,
     verify_facts,
 )
 from qagen.generate.filters import (
-    check_cut_off,
-    check_junk,
-    check_kind,
-    check_leak,
     load_banned_phrases,
     question_similarity,
 )
-from qagen.generate.gate import check_quality
-from qagen.generate.grounding import count_claims, ground_pair
+from qagen.generate.grounding import Finding
 from qagen.generate.prompts import Template, load_templates, render_messages
+from qagen.generate.screen import screen_pair
 from qagen.manifest import read_records, write_json_atomic, write_records
 from qagen.records import AudioStatus, Clip, ClipFeatures, FeatureStatus
 from qagen.records.qa import (
@@ -291,71 +286,20 @@ def _parse(req: _Request, res: GenResult) -> list[QAItem] | tuple[GenerateReason
 
 def _finding(gen: _Generator, clip: Clip, features: ClipFeatures | None, item: QAItem, *,
              kinds: list[QAKind], answer_limit: int | None, facts: StatedFacts | None,
-             seen_questions: list[str], rewrite: bool = False
+             seen_questions: list[str], rewrite: str | None = None
              ) -> tuple[GenerateReason, str] | int:
-    """Every screen, in order; the first failure, or the number of claims grounding verified.
-
-    The same screens run for every family (facts pairs included): kind, cut-off, leak, junk,
-    grounding, the facts a paraphrase must keep, the quality gate, near-duplicates.
-    """
-    if item.kind not in kinds:
-        return (GenerateReason.kind_mismatch,
-                f"kind {item.kind.value!r} not among {[k.value for k in kinds]}")
-    checks = [check_cut_off(item, limit=answer_limit) if answer_limit else None,
-              check_leak(item, clip=clip), check_junk(item, banned=gen.banned),
-              check_kind(item), ground_pair(item, clip=clip, features=features)]
-    for check in checks:
-        if check is not None:
-            return check.reason, check.detail
-    claims = count_claims(item)
-    if rewrite and facts is not None and (lost := facts_kept(facts, item)) is not None:
-        return GenerateReason.facts_lost, lost
-    if gen.config.gate:
-        quality = check_quality(item, clip_words=clip_words(clip, features), claims=claims,
-                                facts=facts)
-        if quality is not None:
-            return quality.reason, quality.detail
+    """:func:`screen_pair`, then near-duplicates among the clip's kept questions."""
+    found = screen_pair(item, clip=clip, features=features, banned=gen.banned, kinds=kinds,
+                        answer_limit=answer_limit, facts=facts, rewrite=rewrite,
+                        gate=gen.config.gate)
+    if isinstance(found, Finding):
+        return found.reason, found.detail
     threshold = gen.config.near_duplicate_threshold
     twin = next((q for q in seen_questions
                  if question_similarity(q, item.question) >= threshold), None)
     if twin is not None:
         return GenerateReason.near_duplicate, f"repeats the question {twin!r}"
-    return claims
-
-
-def facts_kept(facts: StatedFacts, item: QAItem) -> str | None:
-    """What a rewrite lost of its source pair's facts (None: every fact is still stated).
-
-    Grounding already rejects a *changed* tempo, key, meter or chord; this catches one that
-    was dropped: each stated number, key, chord and label must still appear in the answer.
-    """
-    from qagen.generate.grounding import _bpm_claims, _harmony_claims, _meter_claims, _sentences
-
-    answer = item.answer
-    low = answer.lower()
-    if facts.tempo_bpm is not None:
-        stated = [c for s in _sentences(answer) for c in _bpm_claims(s)]
-        if not any(abs(lo / facts.tempo_bpm - 1) <= 0.04 for lo, hi, _ in stated if lo == hi):
-            return f"the tempo {facts.tempo_bpm:.0f} BPM is no longer stated"
-    if facts.key is not None:
-        keys, _ = _harmony_claims(answer, kind=QAKind.key)
-        if not any(k.pc is not None and k.mode is not None for k in keys):
-            return f"the key {facts.key} is no longer stated"
-    if facts.meter is not None and item.kind is QAKind.rhythm and not _meter_claims(answer):
-        return f"the meter ({facts.meter} beats per bar) is no longer stated"
-    if facts.chords:
-        _, chords = _harmony_claims(answer, kind=QAKind.harmony)
-        if len(chords) < len(facts.chords):
-            return f"{len(facts.chords)} chords stated, {len(chords)} kept"
-    for name in (*facts.instruments, *facts.genres, *facts.moods):
-        if name.lower().split()[-1] not in low:
-            return f"{name!r} is no longer stated"
-    if facts.vocals is not None:
-        says_no = any(w in low for w in ("no vocal", "instrumental", "nobody", "no one",
-                                         "no singing", "without vocals", "not sung"))
-        if says_no == facts.vocals:
-            return "the answer about vocals changed"
-    return None
+    return found
 
 
 def _record(gen: _Generator, clip: Clip, item: QAItem, *, template_id: str,
@@ -389,7 +333,8 @@ def _screen(gen: _Generator, req: _Request, items: list[QAItem], res: GenResult,
     for item in items:
         found = _finding(gen, clip, req.features, item, kinds=t.meta.kinds,
                          answer_limit=t.answer_limit(), facts=src.facts if src else None,
-                         seen_questions=seen_questions, rewrite=src is not None)
+                         seen_questions=seen_questions,
+                         rewrite=src.answer if src is not None else None)
         if isinstance(found, tuple):
             out.rejected.append(QARejected(**base, reason=found[0], detail=found[1],
                                            question=item.question, answer=item.answer,

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from qagen.records.qa import GateCalibration
 from qagen.workdir import WorkDir
 
 #: Rejection reasons that belong to the quality gate (and the paraphrase fact check).
@@ -40,20 +41,6 @@ class SamplePair(BaseModel):
     template_id: str
     question: str
     answer: str
-
-
-class GateCalibration(BaseModel):
-    """The gate's precision and recall on the hand-labelled set (``qagen gate-eval``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    labelled: int
-    keep_labelled: int
-    kept: int
-    true_keep: int
-    precision: float = Field(description="Share of gate-kept pairs labelled keep.")
-    recall: float = Field(description="Share of keep-labelled pairs the gate kept.")
-    by_split: dict[str, dict[str, float]] = Field(default_factory=dict)
-    labels_sha256: str = ""
 
 
 class QualityStats(BaseModel):

@@ -223,3 +223,17 @@ class QARejected(BaseModel):
     attempt: int = 1
     request_id: str | None = None
     raw_output: str | None = None
+
+
+class GateCalibration(BaseModel):
+    """The gate's precision and recall on the hand-labelled set (``qagen gate-eval``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    labelled: int
+    keep_labelled: int
+    kept: int
+    true_keep: int
+    precision: float = Field(description="Share of gate-kept pairs labelled keep.")
+    recall: float = Field(description="Share of keep-labelled pairs the gate kept.")
+    by_split: dict[str, dict[str, float]] = Field(default_factory=dict)
+    labels_sha256: str = ""

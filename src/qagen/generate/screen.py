@@ -1,0 +1,121 @@
+"""Every screen a pair passes, in one pure function: the stage and the gate calibration
+(``qagen gate-eval``) run exactly the same checks.
+
+Order: kind allowed by the family, cut-off, leak, junk, kind vocabulary, grounding against
+the measurements and labels, the facts a rewrite must keep, the quality gate. The first
+failure is the pair's one reason code. Near-duplicates need the clip's other pairs and are
+the stage's business.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from qagen.generate.facts import clip_words, loudness_word
+from qagen.generate.filters import check_cut_off, check_junk, check_kind, check_leak
+from qagen.generate.gate import INSTRUMENT_WORDS, check_quality
+from qagen.generate.grounding import (
+    Finding,
+    _bpm_claims,
+    _harmony_claims,
+    _meter_claims,
+    _sentences,
+    count_claims,
+    ground_pair,
+)
+from qagen.records import Clip, ClipFeatures
+from qagen.records.qa import GenerateReason, QAItem, QAKind, StatedFacts
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?")
+
+
+def facts_kept(facts: StatedFacts, item: QAItem, *, source_answer: str | None = None
+               ) -> str | None:
+    """What a rewrite lost of its source pair's facts, or added (None: it kept them all and
+    added none).
+
+    Grounding already rejects a *changed* tempo, key, meter or chord; this catches one that
+    was dropped (each stated number, key, chord, label and loudness word must still appear)
+    and one that was added: a number, or an instrument, the source answer did not state.
+    """
+    answer = item.answer
+    low = answer.lower()
+    if source_answer is not None:
+        new = set(_NUMBER.findall(answer)) - set(_NUMBER.findall(source_answer))
+        if new:
+            return f"the rewrite adds numbers the source did not state: {sorted(new)}"
+        said = {m.lower() for m in INSTRUMENT_WORDS.findall(source_answer)}
+        added = {m.lower() for m in INSTRUMENT_WORDS.findall(answer)} - said
+        if added and not any(a.rstrip("s") in w or w in a for a in added for w in said):
+            return f"the rewrite adds instruments: {sorted(added)}"
+    if facts.loudness_lufs is not None and loudness_word(facts.loudness_lufs) not in low:
+        return f"the loudness ({loudness_word(facts.loudness_lufs)}) is no longer stated"
+    if facts.duration_s is not None and f"{facts.duration_s:.0f}" not in answer:
+        return f"the duration ({facts.duration_s:.0f} s) is no longer stated"
+    if facts.tempo_bpm is not None:
+        stated = [c for s in _sentences(answer) for c in _bpm_claims(s)]
+        if not any(abs(lo / facts.tempo_bpm - 1) <= 0.04 for lo, hi, _ in stated if lo == hi):
+            return f"the tempo {facts.tempo_bpm:.0f} BPM is no longer stated"
+    if facts.key is not None:
+        keys, _ = _harmony_claims(answer, kind=QAKind.key)
+        if not any(k.pc is not None and k.mode is not None for k in keys):
+            return f"the key {facts.key} is no longer stated"
+    if facts.meter is not None and item.kind is QAKind.rhythm and not _meter_claims(answer):
+        return f"the meter ({facts.meter} beats per bar) is no longer stated"
+    if facts.chords:
+        _, chords = _harmony_claims(answer, kind=QAKind.harmony)
+        if len(chords) < len(facts.chords):
+            return f"{len(facts.chords)} chords stated, {len(chords)} kept"
+    for name in (*facts.instruments, *facts.genres, *facts.moods):
+        if name.lower().split()[-1] not in low:
+            return f"{name!r} is no longer stated"
+    if facts.vocals is not None:
+        says_no = any(w in low for w in ("no vocal", "instrumental", "nobody", "no one",
+                                         "no singing", "without vocals", "not sung"))
+        if says_no == facts.vocals:
+            return "the answer about vocals changed"
+    return None
+
+
+def screen_pair(item: QAItem, *, clip: Clip, features: ClipFeatures | None,
+                banned: Sequence[str], kinds: Sequence[QAKind] | None = None,
+                answer_limit: int | None = None, facts: StatedFacts | None = None,
+                rewrite: str | None = None, gate: bool = True) -> Finding | int:
+    """Run every screen on one pair.
+
+    Parameters
+    ----------
+    kinds
+        Kinds the family may write (None: any).
+    answer_limit
+        The family's answer maxLength (an answer that long and unfinished was cut off).
+    facts
+        Facts the pair states (facts pairs) or must keep (a paraphrase).
+    rewrite
+        For a paraphrase: the answer it rewrites (it must keep its facts and add none).
+
+    Returns
+    -------
+    Finding | int
+        The first failure, or the number of tempo/key/chord/meter claims grounding verified.
+    """
+    if kinds is not None and item.kind not in kinds:
+        return Finding(GenerateReason.kind_mismatch,
+                       f"kind {item.kind.value!r} not among {[k.value for k in kinds]}")
+    checks = [check_cut_off(item, limit=answer_limit) if answer_limit else None,
+              check_leak(item, clip=clip), check_junk(item, banned=banned),
+              check_kind(item), ground_pair(item, clip=clip, features=features)]
+    for check in checks:
+        if check is not None:
+            return check
+    claims = count_claims(item)
+    if rewrite is not None and facts is not None and (
+            lost := facts_kept(facts, item, source_answer=rewrite)) is not None:
+        return Finding(GenerateReason.facts_lost, lost)
+    if gate:
+        quality = check_quality(item, clip_words=clip_words(clip, features), claims=claims,
+                                facts=facts)
+        if quality is not None:
+            return quality
+    return claims
