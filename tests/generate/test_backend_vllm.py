@@ -251,3 +251,64 @@ def test_chat_template_file_from_config_is_used(
     for request, result in zip(requests, results, strict=True):
         assert result.finish_reason == "stop", result
         output_model(request).model_validate_json(result.text)
+
+
+# -- the generate stage on vLLM: the LLM families behind every screen, the gate included ----
+
+
+def labelled_work(root: Path, *, clips: int) -> object:
+    """A work dir from the calibration set's clips and measurements (no audio, no madmom:
+    this venv has neither)."""
+    from qagen.manifest import write_records
+    from qagen.records import Clip, ClipFeatures
+    from qagen.workdir import WorkDir
+
+    rows = [json.loads(line) for line in
+            (Path(__file__).parent / "data" / "gate_clips.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["clip"]["source"] == "musiccaps"][:clips]
+    work = WorkDir(root)
+    key = WorkDir.shard_key("musiccaps", 0)
+    write_records(work.manifest_shard("clips", key), [Clip(**r["clip"]) for r in rows], Clip)
+    write_records(work.manifest_shard("features", key),
+                  [ClipFeatures(**r["features"]) for r in rows], ClipFeatures)
+    return work
+
+
+@pytest.mark.vllm
+def test_stage_on_vllm_keeps_only_pairs_that_pass_the_gate(backend: object,
+                                                           tmp_path: Path) -> None:
+    from qagen.config import GenerateConfig
+    from qagen.generate.filters import load_banned_phrases
+    from qagen.generate.grounding import Finding
+    from qagen.generate.screen import screen_pair
+    from qagen.generate.stage import generate
+    from qagen.manifest import iter_manifest, read_records
+    from qagen.records import Clip, ClipFeatures
+    from qagen.records.qa import GenerateReason, QARecord, QARejected
+
+    work = labelled_work(tmp_path / "w", clips=2)
+    config = GenerateConfig(templates=["paraphrase", "llark_mir", "musicqa_describe"],
+                            paraphrase_per_clip=2)
+    report = generate(work, config=config, backend=backend,  # type: ignore[arg-type]
+                      backend_config=make_config())
+    recs = list(iter_manifest(sorted((work.root / "qa").glob("*.parquet")), QARecord))
+    rejected = list(iter_manifest(sorted((work.root / "qa_rejected").glob("*.parquet")),
+                                  QARejected))
+    assert report.requests == 2 * (2 + 1 + 1) and report.generated >= report.requests
+    assert {r.template_id for r in recs} >= {"facts"}
+    assert {x.reason for x in rejected} <= set(GenerateReason)
+    # Every pair a model wrote and the stage kept passes the screens and the gate again.
+    clips = {c.clip_id: c for c in read_records(work.manifest_shards("clips")["musiccaps-00000"],
+                                                Clip)}
+    feats = {f.clip_id: f for f in read_records(
+        work.manifest_shards("features")["musiccaps-00000"], ClipFeatures)}
+    banned = load_banned_phrases()
+    for r in recs:
+        if r.template_id != "facts":
+            from qagen.records.qa import QAItem
+
+            item = QAItem(question=r.question, answer=r.answer, kind=r.kind)
+            assert not isinstance(screen_pair(item, clip=clips[r.clip_id],
+                                              features=feats[r.clip_id], banned=banned),
+                                  Finding), r
+            assert r.backend == "vllm" and r.model_id == backend.model_id  # type: ignore[attr-defined]
