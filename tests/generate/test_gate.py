@@ -20,7 +20,7 @@ def gate(question: str, answer: str, kind: QAKind = QAKind.description, *, claim
 @pytest.mark.parametrize(("question", "answer", "reason"), [
     ("Is this clip released in a specific country?",
      "It is produced and released in the United States.", GenerateReason.gate_off_topic),
-    ("Describe the audio in detail", "The audio is described in detail",
+    ("Describe the audio in detail", "The audio is described in detail.",
      GenerateReason.gate_non_answer),
     ("Describe the audio in detail", "2. Description of audio: Electronic instrumental music.",
      GenerateReason.gate_format),
@@ -37,7 +37,19 @@ def gate(question: str, answer: str, kind: QAKind = QAKind.description, *, claim
     ("What does this song evoke?", "It evokes a beautiful atmosphere and many emotions.",
      GenerateReason.gate_vague),
     ("Which instrument leads this track?", "A saxophone leads the melody throughout.",
-     GenerateReason.gate_vague),  # a confident instrument nobody labelled
+     GenerateReason.gate_unsupported),  # a confident instrument nobody labelled
+    ("What genre is this?", "It is a smooth jazz tune with electronic drums.",
+     GenerateReason.gate_unsupported),
+    ("How does this music feel?", "It feels dark and mysterious.",
+     GenerateReason.gate_unsupported),  # the clip is cheerful
+    ("Describe the harmony of this piece.", "It moves from A minor to a diminished chord.",
+     GenerateReason.gate_unsupported),
+    ("What do you hear in the audio", "I hear my favourite song with bass and drums.",
+     GenerateReason.gate_off_topic),
+    ("What does this song sound like?", "No matter where you go, music has always been a "
+     "bridge across cultures with its drums.", GenerateReason.gate_off_topic),
+    ("Describe the audio", "Electronic music with synthesizer and drums",
+     GenerateReason.gate_format),  # not a finished sentence
     ("What is this music about?", "It tells the story of a lonely sailor at sea.",
      GenerateReason.gate_off_topic),
     ("What do you hear in the audio", '{"answer": "drums and bass"}', GenerateReason.gate_format),

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qagen.augment.chords import note_name, parse_chord, parse_key, spell_chord
 from qagen.errors import ConfigError
+from qagen.generate.gate import MOOD_WORDS
 from qagen.records import Clip, ClipFeatures, FeatureStatus
 from qagen.records.features import TempoAgreement
 from qagen.records.qa import QAKind, QuestionForm, StatedFacts
@@ -482,14 +483,7 @@ _INSTRUMENT = re.compile(
 _VOCAL = re.compile(r"\b(?:vocals?|voice|vocalist|singer|singing|sung|choir|rap(?:per|ping)?)\b",
                     re.I)
 _NO_VOCALS = re.compile(r"^(?:no vocals?|no voice|no singing|instrumental)$", re.I)
-_MOODS = frozenset([
-    "aggressive", "angry", "anxious", "bright", "calm", "cheerful", "chill", "dark", "dreamy",
-    "emotional", "energetic", "epic", "exciting", "fun", "gentle", "happy", "haunting",
-    "hopeful", "intense", "joyful", "melancholic", "melancholy", "mellow", "mysterious",
-    "nostalgic", "peaceful", "playful", "relaxed", "relaxing", "romantic", "sad", "serene",
-    "serious", "soft", "somber", "soothing", "tense", "tender", "triumphant", "uplifting",
-    "upbeat", "warm"
-])
+_MOODS = MOOD_WORDS
 _GENRES = frozenset([
     "acoustic", "ambient", "baroque", "blues", "bluegrass", "classical", "country", "dance",
     "disco", "drum-and-bass", "dubstep", "edm", "electronic", "experimental", "folk", "funk",
@@ -637,6 +631,8 @@ def _fill_description(clip: Clip, f: ClipFeatures | None, seed: int) -> _Fill | 
     caption = " ".join((clip.caption or "").split())
     if len(caption.split()) < 8:
         return None
+    if not caption.endswith((".", "!", "?")):
+        caption += "."
     return _Fill("answer", {"caption": caption}, StatedFacts(caption=True))
 
 

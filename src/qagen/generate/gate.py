@@ -33,6 +33,10 @@ _STOP = frozenset([
     "music", "clip", "audio", "recording", "sound", "sounds", "tune", "excerpt", "please",
     "describe", "detail", "details", "detailed", "tell", "explain"
 ])
+_EXPLAIN = re.compile(
+    r"^\s*(?:why|explain)\b|^\s*how (?:does|do|did|can|could|would|might)\b.*\b(?:suggest|"
+    r"relate|affect|contribute|reflect|create|convey|evoke|shape|influence|change|work|build|"
+    r"develop|make)\w*", re.I)
 _QUESTION_OPENERS = re.compile(
     r"^(?:what|which|who|how|why|when|where|is|are|does|do|did|can|could|would|should)\b", re.I)
 _NON_ANSWERS = re.compile(
@@ -56,7 +60,15 @@ _OFF_TOPIC = tuple((re.compile(p, re.I), why) for p, why in (
      r"recorded (?:in|at|by)|mixing engineer|engineer)\b", "production or release"),
     (r"\b(?:19|20)\d\d\b|\b\d0s\b", "dates or decades"),
     (r"\b(?:parameters?|settings?|software|plugin|algorithm|computer|program(?:me)?|"
-     r"website|app)\b", "technology, not the music"),
+     r"website|app|midi|digital audio|audio processing|recorded using|techniques)\b",
+     "technology, not the music"),
+    (r"(?:^|[.!?,;]\s*|\b(?:where|when|that|because)\s+)music (?:has|is|can|always|often|"
+     r"brings|makes|connects|transcends)\b|\bacross cultures\b|\bmusic in general\b",
+     "music in general, not this clip"),
+    (r"\b(?:i|i'm|i've|i'd|my|me|myself)\b", "the speaker, not the music (first person)"),
+    (r"\b(?:certain|certainty|uncertain|confidence|confident|measured|measurement|"
+     r"estimated?|estimator)\b", "the measurement, not the music"),
+    (r"\b(?:available|formats?|purchase|buy|price|brand|market)\b", "commerce or formats"),
 ))
 #: A question must point at the clip ("this song", "the audio", "it"), not at music at large.
 _ABOUT_THE_CLIP = re.compile(
@@ -64,7 +76,8 @@ _ABOUT_THE_CLIP = re.compile(
     r"tune|excerpt|composition|performance|melody|rhythm|beat|instrumentation|sound|harmony|"
     r"chords?|tempo|key|bass|vocals?|singer|drums?|guitar|piano|instruments?|progression|"
     r"mood|genre|style|meter|arrangement|bars|measures|opening|ending)s?\b"
-    r"|\b(?:it|you hear|you can hear|is heard|are heard|can be heard|playing|played)\b", re.I)
+    r"|\b(?:it|this|you hear|you can hear|is heard|are heard|can be heard|playing|played)\b",
+    re.I)
 
 # ------------------------------------------------------------------ format debris
 
@@ -75,6 +88,8 @@ _FORMAT = tuple((re.compile(p, re.I | re.M), why) for p, why in (
      "a field name or template label"),
     (r"https?://|www\.", "a URL"),
     (r"\bthx\b|\bu r\b|\blol\b|\bimo\b|\bbtw\b", "chat slang"),
+    (r"\ban?\s+(?:vocals|drums|strings|cymbals|horns|hi-?hats|percussions|keyboards|synths|"
+     r"guitars|violins|chords|beats)\b", "an ungrammatical article"),
 ))
 
 # ------------------------------------------------------------------ language
@@ -112,6 +127,40 @@ _GENERIC = re.compile(
     r"amazing|interesting|unique|various|different|elements|overall|enjoy\w*)\b", re.I)
 
 
+#: Mood words (labels use them; an answer may only when the clip's labels do).
+MOOD_WORDS = frozenset([
+    "aggressive", "angry", "anxious", "bright", "calm", "cheerful", "chill", "dark", "dreamy",
+    "emotional", "energetic", "epic", "exciting", "fun", "gentle", "happy", "haunting",
+    "hopeful", "intense", "joyful", "melancholic", "melancholy", "mellow", "mysterious",
+    "nostalgic", "peaceful", "playful", "relaxed", "relaxing", "romantic", "sad", "serene",
+    "serious", "soft", "somber", "soothing", "tense", "tender", "triumphant", "uplifting",
+    "upbeat", "warm"
+])
+#: Near-synonymous moods: "upbeat" is supported by a clip labelled "cheerful".
+_MOOD_GROUPS = tuple(frozenset(s.split()) for s in (
+    "cheerful happy joyful upbeat uplifting fun playful bright hopeful triumphant exciting",
+    "sad melancholic melancholy somber dark emotional nostalgic tender romantic",
+    "calm relaxed relaxing peaceful serene soothing mellow chill gentle soft warm dreamy",
+    "energetic exciting intense aggressive epic triumphant angry upbeat",
+    "mysterious haunting dreamy tense anxious dark serious",
+))
+#: Words after which a "mood" word describes a sound, not a mood ("a bright synthesizer").
+_TIMBRE_NOUNS = re.compile(r"\s+(?:tone|sound|timbre|chords?|melody|pad|lead|texture|"
+                           r"attack|notes?)\b", re.I)
+_MOOD_WORD = re.compile(r"\b(?:" + "|".join(sorted(MOOD_WORDS)) + r")\b", re.I)
+#: Chord qualities beyond major/minor: named only when a measured chord has them.
+_CHORD_QUALITY = re.compile(r"\b(?:diminished|augmented|dominant seventh|major seventh|"
+                            r"minor seventh|suspended|sus[24]?)\b", re.I)
+_SENTENCE_END = (".", "!", "?", "…")
+#: Genre words an answer may only use when something known of the clip supports them.
+GENRE_WORDS = re.compile(
+    r"\b(?:jazz|blues|rock|pop|folk|country|classical|baroque|opera|hip[- ]?hop|rap|metal|punk|"
+    r"reggae|techno|house|trance|edm|dubstep|disco|funk|soul|gospel|r&b|electronic|ambient|"
+    r"latin|bossa nova|salsa|flamenco|swing|bluegrass|grunge|indie|orchestral|cinematic|"
+    r"church|religious|sacred|hymns?|lullaby|christmas|wedding|march)\b",
+    re.I)
+
+
 def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text.replace("’", "'"))]
 
@@ -137,6 +186,9 @@ def check_non_answer(item: QAItem) -> Finding | None:
         return Finding(GenerateReason.gate_non_answer, "the answer is a question")
     if _NON_ANSWERS.match(answer) and len(_words(answer)) <= 4:
         return Finding(GenerateReason.gate_non_answer, f"no answer: {answer!r}")
+    if _EXPLAIN.search(item.question) and len(_words(answer)) < 8:
+        return Finding(GenerateReason.gate_non_answer,
+                       "a how/why question answered without an explanation")
     content = _content(answer)
     # A choice ("A, B or C?") is answered by picking from the question's own words.
     choice = re.search(r"\bor\b", item.question, re.I) is not None
@@ -169,11 +221,20 @@ def check_format(item: QAItem) -> Finding | None:
         grams = Counter(zip(words, words[1:], words[2:], words[3:], strict=False))
         if grams and grams.most_common(1)[0][1] >= 3:
             return Finding(GenerateReason.gate_format, f"{part} repeats itself")
+    if re.search(r"[.!?]\s+\S", item.question.strip()):
+        return Finding(GenerateReason.gate_format, "the question holds more than one sentence")
     if "\n" in item.answer.strip():
         return Finding(GenerateReason.gate_format, "answer spans several lines")
-    first = item.answer.strip()[:1]
-    if first.isalpha() and first.islower():
+    answer = item.answer.strip()
+    if answer[:1].isalpha() and answer[:1].islower():
         return Finding(GenerateReason.gate_format, "answer does not start a sentence")
+    if not answer.rstrip("\"')]*").endswith(_SENTENCE_END):
+        return Finding(GenerateReason.gate_format, f"answer is not a finished sentence: "
+                       f"…{answer[-30:]!r}")
+    sentences = [" ".join(_words(s)) for s in re.split(r"(?<=[.!?;])\s+", answer)]
+    openings = [" ".join(s.split()[:4]) for s in sentences if len(s.split()) >= 4]
+    if len(set(sentences)) < len(sentences) or len(set(openings)) < len(openings):
+        return Finding(GenerateReason.gate_format, "answer repeats a sentence")
     return None
 
 
@@ -191,9 +252,20 @@ def check_language(item: QAItem) -> Finding | None:
     return None
 
 
+#: Words every music text uses: sharing one with the clip's description says nothing specific.
+_GENERIC_MUSIC = frozenset(_stem(w) for w in [
+    "tempo", "key", "chord", "chords", "beat", "beats", "rhythm", "rhythmic", "melody",
+    "melodic", "harmony", "harmonic", "instrument", "instruments", "instrumental", "mood",
+    "genre", "style", "piece", "music", "musical", "song", "track", "sound", "sounds", "play",
+    "plays", "played", "playing", "medium", "simple", "steady", "every", "each", "also",
+    "note", "notes", "bar", "bars", "time", "part", "short", "long", "slow", "fast", "soft",
+    "loud", "over", "under", "with", "while", "throughout", "begins", "ends"
+])
+
+
 def _anchors(clip_words: Iterable[str]) -> set[str]:
     return {_stem(w) for text in clip_words for w in _words(text)
-            if w not in _STOP and len(w) > 2}
+            if w not in _STOP and len(w) > 2} - _GENERIC_MUSIC
 
 
 def check_vague(item: QAItem, *, clip_words: Iterable[str], claims: int) -> Finding | None:
@@ -215,6 +287,35 @@ def check_vague(item: QAItem, *, clip_words: Iterable[str], claims: int) -> Find
     return Finding(GenerateReason.gate_vague, f"{why}: no fact of this clip in the answer")
 
 
+def check_unsupported(item: QAItem, *, clip_words: Iterable[str]) -> Finding | None:
+    """Every instrument, genre, mood and chord quality the answer names (not negated) must be
+    supported by something known of the clip: a small model's confident "jazz drummer" or
+    "orchestra" on a folk guitar clip is the commonest invented fact grounding cannot see."""
+    known = " ".join(clip_words).lower()
+    known_stems = _anchors([known])
+    for pattern, what in ((INSTRUMENT_WORDS, "instrument"), (GENRE_WORDS, "genre"),
+                          (_MOOD_WORD, "mood"), (_CHORD_QUALITY, "chord quality")):
+        for m in pattern.finditer(item.answer):
+            before = item.answer[max(0, m.start() - 24):m.start()].lower()
+            if re.search(r"\b(?:no|not|without|nor|lacks?|absence of|instead of)\b[\w\s,-]*$",
+                         before):
+                continue
+            word = m.group(0).lower()
+            if word in known or _stem(word) in known_stems or word.rstrip("s") in known:
+                continue
+            if what == "mood":
+                after = item.answer[m.end():]
+                if INSTRUMENT_WORDS.match(after.lstrip()) or _TIMBRE_NOUNS.match(after):
+                    continue
+                if any(word in group and any(re.search(rf"\b{w}\b", known) for w in group)
+                       for group in _MOOD_GROUPS):
+                    continue
+            return Finding(GenerateReason.gate_unsupported,
+                           f"names the {what} {m.group(0)!r}, which nothing known of the clip "
+                           f"supports")
+    return None
+
+
 def check_quality(item: QAItem, *, clip_words: Iterable[str], claims: int,
                   facts: StatedFacts | None = None) -> Finding | None:
     """All gate rules in order; the first failure names the reason.
@@ -222,8 +323,9 @@ def check_quality(item: QAItem, *, clip_words: Iterable[str], claims: int,
     Pairs that carry stated facts (facts pairs and their paraphrases) skip the specificity
     rule: their facts are verified separately, one by one.
     """
+    clip_words = list(clip_words)
     for check in (check_format(item), check_language(item), check_non_answer(item),
-                  check_off_topic(item)):
+                  check_off_topic(item), check_unsupported(item, clip_words=clip_words)):
         if check is not None:
             return check
     if facts is not None and not facts.is_empty():

@@ -204,6 +204,7 @@ class GenerateReason(StrEnum):
     gate_format = "gate_format"  # list markers, JSON or template debris in the text
     gate_language = "gate_language"  # not English
     gate_vague = "gate_vague"  # nothing checkable or specific about this clip
+    gate_unsupported = "gate_unsupported"  # names an instrument/genre nothing known supports
     facts_lost = "facts_lost"  # a paraphrase dropped or changed a fact of its source pair
     judge_low = "judge_low"  # the LLM judge scored it below the threshold
 
