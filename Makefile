@@ -7,7 +7,8 @@ comma := ,
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)-$(subst $(comma),_,$(EXTRAS))
 OUT ?= out/musicqa-demo
 PYTEST_ARGS ?=
-CONFIG ?=
+# make dataset's parameters: the 8-minute demo build unless DATA or CONFIG says otherwise.
+CONFIG ?= $(if $(DATA),,configs/demo.yaml)
 DATA ?=
 PREFECT_PORT ?= 4200
 PREFECT_SERVER := http://127.0.0.1:$(PREFECT_PORT)/api

@@ -50,6 +50,10 @@ class GenerateConfig(BaseModel):
                         "straight from measurements and labels, prompts/facts.yaml.")
     paraphrase_per_clip: int = Field(
         default=2, ge=0, description="Facts pairs per clip a paraphrase family rewrites.")
+    paraphrase_questions: bool = Field(
+        default=False, description="Reword questions too and keep a rewrite as one more pair "
+        "(a large model). Off: reword the answer only; a kept rewrite replaces its template "
+        "answer (measured: a 135M model's reworded questions are mostly malformed).")
     gate: bool = Field(default=True, description="Apply the quality gate (qagen.generate.gate).")
     judge: str | None = Field(
         default=None, description="Template id of an LLM judge (e.g. 'judge'); None = off.")

@@ -43,7 +43,7 @@ def test_the_families_exist() -> None:
 def test_pair_templates_render_the_pair(template_id: str) -> None:
     template = next(t for t in ALL if t.meta.id == template_id)
     context = {**build_context(clip(), features()), "question": "What key is this in?",
-               "answer": "It is in F minor.", "kind": "key"}
+               "answer": "It is in F minor.", "kind": "key", "rewrite_question": False}
     text = " ".join(m["content"] for m in render_messages(template, context))
     assert "What key is this in?" in text and "It is in F minor." in text
     assert "Secret" not in text

@@ -134,3 +134,33 @@ def test_killed_run_resumes_without_regenerating(work: WorkDir) -> None:
     # request ids do not depend on it).
     assert done_before.isdisjoint(second.calls)
     assert sorted(r.qa_id for r in records(work)) == expected
+
+
+def test_a_kept_paraphrase_replaces_its_template_answer(work: WorkDir) -> None:
+    facts_only = WorkDir(work.root.parent / "facts_only")
+    shutil.copytree(work.root, facts_only.root)
+    generate(facts_only, backend=ScriptedBackend(), config=GenerateConfig(templates=[]))
+    generate(work, backend=ScriptedBackend(), config=GenerateConfig(paraphrase_per_clip=2))
+    recs, template = records(work), records(facts_only)
+    paraphrases = [r for r in recs if r.template_id == "paraphrase"]
+    assert paraphrases and len(recs) == len(template)  # replaced, not added
+    by_id = {r.qa_id: r for r in template}
+    ids = {r.qa_id for r in recs}
+    for p in paraphrases:
+        source = by_id[p.derived_from]
+        assert p.derived_from not in ids and p.question == source.question
+        assert p.answer.startswith("Listening closely") and p.facts == source.facts
+        assert p.topic == source.topic and p.question_form == source.question_form
+
+
+def test_a_paraphrase_that_drops_a_fact_leaves_the_template_pair(work: WorkDir) -> None:
+    def lossy(req: GenRequest, n: int) -> str | None:
+        if set(req.json_schema["properties"]) == {"question", "answer"}:
+            return json.dumps({"question": "What is this?", "answer": "It is a lovely piece."})
+        return None
+
+    generate(work, backend=ScriptedBackend(misbehave=lossy), config=GenerateConfig())
+    assert not [r for r in records(work) if r.template_id == "paraphrase"]
+    lost = [x for x in rejected(work) if x.template_id == "paraphrase"]
+    assert lost and {x.reason for x in lost} <= {"facts_lost", "kind_mismatch", "gate_vague",
+                                                 "gate_non_answer"}

@@ -27,6 +27,7 @@ from qagen.train.data import (
     build_examples,
     load_pairs,
     open_embeddings,
+    spread_sample,
 )
 from qagen.train.rundir import RunDir
 from qagen.workdir import WorkDir
@@ -116,7 +117,7 @@ def evaluate(work: WorkDir, *, run: str, config: EvaluateConfig | None = None,
         kind=KIND_BY_ARCH[train_cfg.arch], max_len=train_cfg.max_len,
         eval_fraction=train_cfg.eval_fraction,
         clip_split=(set(split["train_clips"]), set(split["eval_clips"]), split["rule"]))
-    examples = data.eval[: config.max_pairs] if config.max_pairs else data.eval
+    examples = spread_sample(data.eval, config.max_pairs)
     if not examples:
         raise ConfigError(f"run {run!r}: no held-out pair has an embedding"
                           f" (skipped: {data.counts.skipped})")

@@ -20,12 +20,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qagen.generate.filters import load_banned_phrases
+from qagen.config import GenerateConfig
+from qagen.generate.filters import load_banned_phrases, question_similarity
 from qagen.generate.grounding import Finding
 from qagen.generate.prompts import load_templates
 from qagen.generate.screen import screen_pair
 from qagen.records import Clip, ClipFeatures
-from qagen.records.qa import GateCalibration, QAItem, QAKind
+from qagen.records.qa import (
+    GateCalibration,
+    GenerateReason,
+    QAItem,
+    QAKind,
+    StatedFacts,
+)
 
 CALIBRATION_FILE = Path(__file__).with_name("gate_calibration.json")
 
@@ -44,6 +51,10 @@ class LabelledPair(BaseModel):
     label: Literal["keep", "drop"]
     reason: str = Field(description="ok, or why a curator drops it (non_answer, off_topic, …).")
     note: str = ""
+    source_question: str | None = Field(default=None, description="Paraphrases: the facts pair "
+                                        "it rewrote (what the stage checks it against).")
+    source_answer: str | None = None
+    source_facts: StatedFacts | None = None
 
 
 class Verdict(BaseModel):
@@ -83,13 +94,19 @@ def judge_pairs(pairs: list[LabelledPair],
                 clips: dict[str, tuple[Clip, ClipFeatures | None]]) -> list[Verdict]:
     """Run the screens on every labelled pair, as the generate stage would."""
     banned = load_banned_phrases()
+    near_duplicate = GenerateConfig().near_duplicate_threshold
     limits = {t.meta.id: t.answer_limit() for t in load_templates()}
     verdicts = []
     for p in pairs:
         clip, features = clips[p.clip_id]
         item = QAItem.model_construct(question=p.question, answer=p.answer, kind=p.kind)
         found = screen_pair(item, clip=clip, features=features, banned=banned,
-                            answer_limit=limits.get(p.template_id))
+                            answer_limit=limits.get(p.template_id), facts=p.source_facts,
+                            rewrite=p.source_answer, rewrite_question=p.source_question)
+        if (not isinstance(found, Finding) and p.source_question is not None
+                and question_similarity(p.source_question, p.question) >= near_duplicate):
+            # The stage keeps the source pair: a rewrite asking the same is its duplicate.
+            found = Finding(GenerateReason.near_duplicate, "repeats its source question")
         kept = not isinstance(found, Finding)
         verdicts.append(Verdict(
             id=p.id, split=clip_split(p.clip_id), label=p.label, kept=kept,

@@ -13,6 +13,7 @@ Pure functions: data in, a :class:`Finding` (or None) out.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -136,6 +137,18 @@ MOOD_WORDS = frozenset([
     "serious", "soft", "somber", "soothing", "tense", "tender", "triumphant", "uplifting",
     "upbeat", "warm"
 ])
+#: Players name their instrument: "a guitarist" needs a guitar among what is known.
+_PLAYER_INSTRUMENT = {"guitarist": "guitar", "pianist": "piano", "drummer": "drum",
+                      "bassist": "bass", "violinist": "violin", "cellist": "cello",
+                      "organist": "organ", "trumpeter": "trumpet", "saxophonist": "sax",
+                      "flautist": "flute", "flutist": "flute", "harpist": "harp",
+                      "singer": "vocal", "vocalist": "vocal", "rapper": "rap"}
+_PLAYERS = re.compile(r"\b(?:" + "|".join(_PLAYER_INSTRUMENT) + r")s?\b", re.I)
+#: Counts of performers or instruments: nothing measures them.
+_COUNTED = re.compile(r"\b(?:\d+|two|three|four|five|six|seven|eight|nine|ten|dozens? of|"
+                      r"hundreds? of|thousands? of)\s+(?:different\s+)?(?:drums|guitars|"
+                      r"instruments|players|musicians|singers|voices|drummers|guitarists|"
+                      r"violins|pianos|members)\b", re.I)
 #: Near-synonymous moods: "upbeat" is supported by a clip labelled "cheerful".
 _MOOD_GROUPS = tuple(frozenset(s.split()) for s in (
     "cheerful happy joyful upbeat uplifting fun playful bright hopeful triumphant exciting",
@@ -152,6 +165,23 @@ _MOOD_WORD = re.compile(r"\b(?:" + "|".join(sorted(MOOD_WORDS)) + r")\b", re.I)
 _CHORD_QUALITY = re.compile(r"\b(?:diminished|augmented|dominant seventh|major seventh|"
                             r"minor seventh|suspended|sus[24]?)\b", re.I)
 _SENTENCE_END = (".", "!", "?", "…")
+#: Words a finished sentence does not end on.
+_DANGLING = frozenset([
+    "a", "an", "the", "of", "to", "and", "or", "with", "in", "on", "for", "by", "at", "from",
+    "as", "but", "that", "which", "is", "are", "its", "their", "this"
+])
+#: A sentence has a verb: the auxiliaries and the verbs answers about music use.
+_VERBS = frozenset([
+    "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "can", "could",
+    "will", "would", "may", "might", "must", "shall", "should", "do", "does", "did", "'s",
+    "'re", "play", "plays", "sound", "sounds", "feel", "feels", "move", "moves", "sit", "sits",
+    "keep", "keeps", "use", "uses", "feature", "features", "rest", "rests", "include",
+    "includes", "go", "goes", "begin", "begins", "end", "ends", "give", "gives", "create",
+    "creates", "remain", "remains", "last", "lasts", "carry", "carries", "seem", "seems",
+    "come", "comes", "hear", "hears", "heard", "sing", "sings", "sung", "played", "strum",
+    "strums", "drive", "drives", "lead", "leads", "open", "opens", "change", "changes",
+    "count", "counts"
+])
 #: Genre words an answer may only use when something known of the clip supports them.
 GENRE_WORDS = re.compile(
     r"\b(?:jazz|blues|rock|pop|folk|country|classical|baroque|opera|hip[- ]?hop|rap|metal|punk|"
@@ -159,6 +189,20 @@ GENRE_WORDS = re.compile(
     r"latin|bossa nova|salsa|flamenco|swing|bluegrass|grunge|indie|orchestral|cinematic|"
     r"church|religious|sacred|hymns?|lullaby|christmas|wedding|march)\b",
     re.I)
+
+
+def _has_verb(words: list[str]) -> bool:
+    """A known verb, a past participle, or a third-person verb after a subject ("it evokes")."""
+    if any(w in _VERBS or (w.endswith("ed") and len(w) > 4) or w.endswith(("'s", "'re"))
+           for w in words):
+        return True
+    return any(a in _SUBJECTS and b.endswith("s") for a, b in itertools.pairwise(words))
+
+
+_SUBJECTS = frozenset([
+    "it", "this", "that", "which", "who", "music", "song", "piece", "track", "tune", "one",
+    "he", "she"
+])
 
 
 def _words(text: str) -> list[str]:
@@ -184,7 +228,7 @@ def check_non_answer(item: QAItem) -> Finding | None:
         return Finding(GenerateReason.gate_non_answer, "the answer asks questions back")
     if _QUESTION_OPENERS.match(answer) and "?" in answer:
         return Finding(GenerateReason.gate_non_answer, "the answer is a question")
-    if _NON_ANSWERS.match(answer) and len(_words(answer)) <= 4:
+    if _NON_ANSWERS.match(answer) and len(_words(answer)) <= 2:
         return Finding(GenerateReason.gate_non_answer, f"no answer: {answer!r}")
     if _EXPLAIN.search(item.question) and len(_words(answer)) < 8:
         return Finding(GenerateReason.gate_non_answer,
@@ -228,9 +272,14 @@ def check_format(item: QAItem) -> Finding | None:
     answer = item.answer.strip()
     if answer[:1].isalpha() and answer[:1].islower():
         return Finding(GenerateReason.gate_format, "answer does not start a sentence")
-    if not answer.rstrip("\"')]*").endswith(_SENTENCE_END):
-        return Finding(GenerateReason.gate_format, f"answer is not a finished sentence: "
-                       f"…{answer[-30:]!r}")
+    words = _words(answer)
+    if answer.rstrip().endswith((",", ";", ":", "-", "–", "—")) or (
+            words and words[-1] in _DANGLING and not answer.rstrip().endswith(_SENTENCE_END)):
+        return Finding(GenerateReason.gate_format, f"answer breaks off: …{answer[-30:]!r}")
+    finished = answer.rstrip("\"')]*").endswith(_SENTENCE_END)
+    if (len(words) <= 6 or not finished) and not _has_verb(words):
+        return Finding(GenerateReason.gate_format, f"answer is a fragment, not a sentence: "
+                       f"{answer[:40]!r}")
     sentences = [" ".join(_words(s)) for s in re.split(r"(?<=[.!?;])\s+", answer)]
     openings = [" ".join(s.split()[:4]) for s in sentences if len(s.split()) >= 4]
     if len(set(sentences)) < len(sentences) or len(set(openings)) < len(openings):
@@ -293,16 +342,26 @@ def check_unsupported(item: QAItem, *, clip_words: Iterable[str]) -> Finding | N
     "orchestra" on a folk guitar clip is the commonest invented fact grounding cannot see."""
     known = " ".join(clip_words).lower()
     known_stems = _anchors([known])
-    for pattern, what in ((INSTRUMENT_WORDS, "instrument"), (GENRE_WORDS, "genre"),
-                          (_MOOD_WORD, "mood"), (_CHORD_QUALITY, "chord quality")):
+    tokens = {w for w in _words(known) if len(w) >= 4}
+    if m := _COUNTED.search(item.answer):
+        return Finding(GenerateReason.gate_unsupported,
+                       f"counts performers or instruments, which nothing measures: "
+                       f"{m.group(0)!r}")
+    for pattern, what in ((INSTRUMENT_WORDS, "instrument"), (_PLAYERS, "player"),
+                          (GENRE_WORDS, "genre"), (_MOOD_WORD, "mood"),
+                          (_CHORD_QUALITY, "chord quality")):
         for m in pattern.finditer(item.answer):
             before = item.answer[max(0, m.start() - 24):m.start()].lower()
             if re.search(r"\b(?:no|not|without|nor|lacks?|absence of|instead of)\b[\w\s,-]*$",
                          before):
                 continue
             word = m.group(0).lower()
+            if what == "player":
+                word = _PLAYER_INSTRUMENT.get(word.rstrip("s"), word)
             if word in known or _stem(word) in known_stems or word.rstrip("s") in known:
                 continue
+            if any(word.startswith(k) or k.startswith(word) for k in tokens if len(word) >= 4):
+                continue  # "synth" → "synthesizer", "guitars" → "guitar"
             if what == "mood":
                 after = item.answer[m.end():]
                 if INSTRUMENT_WORDS.match(after.lstrip()) or _TIMBRE_NOUNS.match(after):
@@ -316,6 +375,44 @@ def check_unsupported(item: QAItem, *, clip_words: Iterable[str]) -> Finding | N
     return None
 
 
+_MORE = re.compile(r"\b(?:faster|more|above|over|higher|greater|quicker)\s+than\s+(\d{2,3})|"
+                   r"\b(?:above|over)\s+(\d{2,3})\b", re.I)
+_LESS = re.compile(r"\b(?:slower|less|below|under|lower|fewer)\s+than\s+(\d{2,3})|"
+                   r"\b(?:below|under)\s+(\d{2,3})\b", re.I)
+_STATED_BPM = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d+)?)\s*(?:bpm|beats per minute)", re.I)
+_ASKED_MODE = re.compile(r"\b(major|minor)\b", re.I)
+_ANSWER_KEY = re.compile(r"\b[A-G](?:#|b|♯|♭)?\s+(major|minor)\b")
+
+
+def check_consistency(item: QAItem) -> Finding | None:
+    """A yes/no answer must agree with the value it states itself: "Is it faster than 100
+    BPM?" → "Yes, about 88 BPM" or "Is it in a major key?" → "No, it is in G major"."""
+    said = re.match(r"^\W*(yes|no)\b", item.answer, re.I)
+    if said is None:
+        return None
+    yes = said.group(1).lower() == "yes"
+    stated = [float(x) for x in _STATED_BPM.findall(item.answer)]
+    for pattern, above in ((_MORE, True), (_LESS, False)):
+        m = pattern.search(item.question)
+        if m and stated:
+            threshold = float(m.group(1) or m.group(2))
+            value = next((v for v in stated if abs(v - threshold) > 1e-9), stated[0])
+            truth = value > threshold if above else value < threshold
+            if truth != yes:
+                return Finding(GenerateReason.gate_inconsistent,
+                               f"answers {said.group(1)!r} but states {value:g} BPM against "
+                               f"{threshold:g}")
+    asked = _ASKED_MODE.findall(item.question)
+    keys = _ANSWER_KEY.findall(item.answer)
+    if len(set(asked)) == 1 and keys and ("key" in item.question.lower()):
+        truth = keys[0].lower() == asked[0].lower()
+        if truth != yes:
+            return Finding(GenerateReason.gate_inconsistent,
+                           f"answers {said.group(1)!r} to a {asked[0]} key question but names "
+                           f"a {keys[0]} key")
+    return None
+
+
 def check_quality(item: QAItem, *, clip_words: Iterable[str], claims: int,
                   facts: StatedFacts | None = None) -> Finding | None:
     """All gate rules in order; the first failure names the reason.
@@ -324,8 +421,9 @@ def check_quality(item: QAItem, *, clip_words: Iterable[str], claims: int,
     rule: their facts are verified separately, one by one.
     """
     clip_words = list(clip_words)
-    for check in (check_format(item), check_language(item), check_non_answer(item),
-                  check_off_topic(item), check_unsupported(item, clip_words=clip_words)):
+    for check in (check_language(item), check_format(item), check_non_answer(item),
+                  check_off_topic(item), check_consistency(item),
+                  check_unsupported(item, clip_words=clip_words)):
         if check is not None:
             return check
     if facts is not None and not facts.is_empty():

@@ -27,11 +27,17 @@ from qagen.generate.grounding import (
 from qagen.records import Clip, ClipFeatures
 from qagen.records.qa import GenerateReason, QAItem, QAKind, StatedFacts
 
+#: Words that set what a yes/no or either/or question asks ("a *minor* key?", "*faster* than").
+_POLARITY = re.compile(r"\b(major|minor|faster|slower|more|less|above|below|over|under|loud|"
+                       r"quiet|three|four|3/4|4/4)\b", re.I)
+_SAME = {"faster": "more", "above": "more", "over": "more", "slower": "less", "below": "less",
+         "under": "less", "three": "3/4", "four": "4/4"}
+_YES_NO = re.compile(r"^\W*(yes|no)\b", re.I)
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?")
 
 
-def facts_kept(facts: StatedFacts, item: QAItem, *, source_answer: str | None = None
-               ) -> str | None:
+def facts_kept(facts: StatedFacts, item: QAItem, *, source_answer: str | None = None,
+               source_question: str | None = None) -> str | None:
     """What a rewrite lost of its source pair's facts, or added (None: it kept them all and
     added none).
 
@@ -41,8 +47,19 @@ def facts_kept(facts: StatedFacts, item: QAItem, *, source_answer: str | None = 
     """
     answer = item.answer
     low = answer.lower()
+    if source_question is not None:
+        asked = {_SAME.get(w.lower(), w.lower()) for w in _POLARITY.findall(source_question)}
+        asks = {_SAME.get(w.lower(), w.lower()) for w in _POLARITY.findall(item.question)}
+        if asked != asks:
+            return (f"the question changed what it asks: {sorted(asked)} → {sorted(asks)}")
     if source_answer is not None:
-        new = set(_NUMBER.findall(answer)) - set(_NUMBER.findall(source_answer))
+        said_yes = _YES_NO.match(source_answer)
+        says = _YES_NO.match(answer)
+        if said_yes and (says is None or says.group(1).lower() != said_yes.group(1).lower()):
+            return (f"the source answers {said_yes.group(1)!r}, the rewrite "
+                    f"{says.group(1) if says else 'neither yes nor no'!r}")
+        new = set(_NUMBER.findall(answer)) - set(_NUMBER.findall(source_answer)) - set(
+            _NUMBER.findall(source_question or ""))
         if new:
             return f"the rewrite adds numbers the source did not state: {sorted(new)}"
         said = {m.lower() for m in INSTRUMENT_WORDS.findall(source_answer)}
@@ -81,7 +98,8 @@ def facts_kept(facts: StatedFacts, item: QAItem, *, source_answer: str | None = 
 def screen_pair(item: QAItem, *, clip: Clip, features: ClipFeatures | None,
                 banned: Sequence[str], kinds: Sequence[QAKind] | None = None,
                 answer_limit: int | None = None, facts: StatedFacts | None = None,
-                rewrite: str | None = None, gate: bool = True) -> Finding | int:
+                rewrite: str | None = None, rewrite_question: str | None = None,
+                gate: bool = True) -> Finding | int:
     """Run every screen on one pair.
 
     Parameters
@@ -92,8 +110,9 @@ def screen_pair(item: QAItem, *, clip: Clip, features: ClipFeatures | None,
         The family's answer maxLength (an answer that long and unfinished was cut off).
     facts
         Facts the pair states (facts pairs) or must keep (a paraphrase).
-    rewrite
-        For a paraphrase: the answer it rewrites (it must keep its facts and add none).
+    rewrite, rewrite_question
+        For a paraphrase: the answer and question it rewrites (it must keep its facts, add
+        none, and ask the same thing).
 
     Returns
     -------
@@ -111,7 +130,8 @@ def screen_pair(item: QAItem, *, clip: Clip, features: ClipFeatures | None,
             return check
     claims = count_claims(item)
     if rewrite is not None and facts is not None and (
-            lost := facts_kept(facts, item, source_answer=rewrite)) is not None:
+            lost := facts_kept(facts, item, source_answer=rewrite,
+                               source_question=rewrite_question)) is not None:
         return Finding(GenerateReason.facts_lost, lost)
     if gate:
         quality = check_quality(item, clip_words=clip_words(clip, features), claims=claims,

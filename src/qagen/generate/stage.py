@@ -205,7 +205,8 @@ class _Generator:
             context = build_context(clip, features)
             if source is not None:
                 context = {**context, "question": source.question, "answer": source.answer,
-                           "kind": source.kind.value}
+                           "kind": source.kind.value,
+                           "rewrite_question": self.config.paraphrase_questions}
             messages = render_messages(template, context)
         schema = self.schemas[template.meta.id]
         sampling = self.samplings[template.meta.id]
@@ -286,12 +287,12 @@ def _parse(req: _Request, res: GenResult) -> list[QAItem] | tuple[GenerateReason
 
 def _finding(gen: _Generator, clip: Clip, features: ClipFeatures | None, item: QAItem, *,
              kinds: list[QAKind], answer_limit: int | None, facts: StatedFacts | None,
-             seen_questions: list[str], rewrite: str | None = None
-             ) -> tuple[GenerateReason, str] | int:
+             seen_questions: list[str], rewrite: str | None = None,
+             rewrite_question: str | None = None) -> tuple[GenerateReason, str] | int:
     """:func:`screen_pair`, then near-duplicates among the clip's kept questions."""
     found = screen_pair(item, clip=clip, features=features, banned=gen.banned, kinds=kinds,
                         answer_limit=answer_limit, facts=facts, rewrite=rewrite,
-                        gate=gen.config.gate)
+                        rewrite_question=rewrite_question, gate=gen.config.gate)
     if isinstance(found, Finding):
         return found.reason, found.detail
     threshold = gen.config.near_duplicate_threshold
@@ -326,22 +327,31 @@ def _record(gen: _Generator, clip: Clip, item: QAItem, *, template_id: str,
 
 def _screen(gen: _Generator, req: _Request, items: list[QAItem], res: GenResult,
             created_at: str, out: _ShardOut, seen_questions: list[str]) -> None:
-    """Screen an LLM response's pairs; keep the survivors, record the rest with reasons."""
+    """Screen an LLM response's pairs; keep the survivors, record the rest with reasons.
+
+    A paraphrase in answer-only mode (``paraphrase_questions`` off) keeps its source's
+    question and, once it passes, *replaces* the source's template answer: the dataset gets
+    the natural wording, never the same question twice.
+    """
     clip, t, src = req.clip, req.template, req.source
     base = {"clip_id": clip.clip_id, "source": clip.source, "template_id": t.meta.id,
             "attempt": req.attempt, "request_id": req.gen.request_id, "raw_output": res.text}
+    replace = src is not None and not gen.config.paraphrase_questions
     for item in items:
+        if replace and src is not None:
+            item = QAItem.model_construct(question=src.question, answer=item.answer,
+                                          kind=src.kind)
         found = _finding(gen, clip, req.features, item, kinds=t.meta.kinds,
                          answer_limit=t.answer_limit(), facts=src.facts if src else None,
-                         seen_questions=seen_questions,
-                         rewrite=src.answer if src is not None else None)
+                         seen_questions=[] if replace else seen_questions,
+                         rewrite=src.answer if src is not None else None,
+                         rewrite_question=src.question if src is not None else None)
         if isinstance(found, tuple):
             out.rejected.append(QARejected(**base, reason=found[0], detail=found[1],
                                            question=item.question, answer=item.answer,
                                            kind=item.kind.value))
             continue
-        seen_questions.append(item.question)
-        out.records.append(_record(
+        record = _record(
             gen, clip, item, template_id=t.meta.id, template_version=t.meta.version,
             template_hash=t.content_hash, backend=gen.backend_config.backend,
             model_id=gen.model_id, sampling=req.gen.sampling.model_dump_json(),
@@ -349,7 +359,12 @@ def _screen(gen: _Generator, req: _Request, items: list[QAItem], res: GenResult,
             raw_output=res.text, created_at=created_at, res=res, claims=found,
             form=src.question_form if src else QuestionForm.open,
             topic=src.topic if src else None, facts=src.facts if src else None,
-            derived_from=src.qa_id if src else None, features=req.features))
+            derived_from=src.qa_id if src else None, features=req.features)
+        if replace and src is not None:
+            out.records = [record if r.qa_id == src.qa_id else r for r in out.records]
+            continue
+        seen_questions.append(item.question)
+        out.records.append(record)
 
 
 def _facts_records(gen: _Generator, clip: Clip, features: ClipFeatures | None,

@@ -205,6 +205,7 @@ class GenerateReason(StrEnum):
     gate_language = "gate_language"  # not English
     gate_vague = "gate_vague"  # nothing checkable or specific about this clip
     gate_unsupported = "gate_unsupported"  # names an instrument/genre nothing known supports
+    gate_inconsistent = "gate_inconsistent"  # a yes/no that contradicts the value it states
     facts_lost = "facts_lost"  # a paraphrase dropped or changed a fact of its source pair
     judge_low = "judge_low"  # the LLM judge scored it below the threshold
 

@@ -59,6 +59,9 @@ class TrainConfig(BaseModel):
     eval_fraction: float = Field(default=0.2, gt=0, lt=1,
                                  description="Held-out share of clips for the hash split.")
     # bookkeeping
+    loss_eval_max: int | None = Field(
+        default=128, ge=1, description="Before/after answer loss on at most this many examples "
+        "of each set, spread over clips (None = all; every example costs a forward pass).")
     log_every: int = Field(default=5, ge=1)
     save_every: int = Field(default=50, ge=1)
     keep_checkpoints: int = Field(default=2, ge=1)

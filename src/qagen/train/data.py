@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -227,6 +227,20 @@ def open_embeddings(work_root: Path) -> EmbeddingSource:
     except FileNotFoundError as exc:
         raise ConfigError(f"{exc}: run `qagen embed` first, or pass embeddings= to "
                           "train/evaluate") from exc
+
+
+def spread_sample(examples: Sequence[Example], n: int | None) -> list[Example]:
+    """At most ``n`` examples taken round-robin over clips (first of each clip, then the
+    second, …), in a fixed order: a capped evaluation still covers every clip and kind,
+    where a plain prefix would cover the first clips only."""
+    if n is None or len(examples) <= n:
+        return list(examples)
+    by_clip: dict[str, list[Example]] = {}
+    for e in examples:
+        by_clip.setdefault(e.pair.clip_id, []).append(e)
+    ranked = sorted(((i, clip, e) for clip, es in by_clip.items() for i, e in enumerate(es)),
+                    key=lambda t: (t[0], t[1]))
+    return [e for _, _, e in ranked[:n]]
 
 
 def batch_indices(n: int, *, seed: int, batch_size: int, index: int) -> list[int]:

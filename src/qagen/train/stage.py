@@ -25,6 +25,7 @@ from qagen.train.data import (
     build_examples,
     load_pairs,
     open_embeddings,
+    spread_sample,
 )
 from qagen.train.rundir import RunDir
 from qagen.workdir import WorkDir
@@ -147,8 +148,8 @@ def train(work: WorkDir, *, config: TrainConfig | None = None,
     result = run_training(model, data.train, config=config, run=run,
                           fingerprint=fingerprint, progress=progress)
     save_adapter(run.adapter, model.music)
-    after = {name: set_loss(model, examples, batch_size=config.batch_size,
-                            max_audio=config.max_audio_tokens)
+    after = {name: set_loss(model, spread_sample(examples, config.loss_eval_max),
+                            batch_size=config.batch_size, max_audio=config.max_audio_tokens)
              for name, examples in (("train", data.train), ("heldout", data.eval))}
     trainable = sum(p.numel() for p in model.music.parameters())
     report = TrainReport(
@@ -216,8 +217,8 @@ def _losses_before(model: Any, data: Any, *, run: RunDir, fingerprint: str,
         saved = json.loads(path.read_text(encoding="utf-8"))
         if saved.get("fingerprint") == fingerprint:
             return {"train": saved["train"], "heldout": saved["heldout"]}
-    losses = {name: set_loss(model, examples, batch_size=config.batch_size,
-                             max_audio=config.max_audio_tokens)
+    losses = {name: set_loss(model, spread_sample(examples, config.loss_eval_max),
+                             batch_size=config.batch_size, max_audio=config.max_audio_tokens)
               for name, examples in (("train", data.train), ("heldout", data.eval))}
     write_json_atomic(path, {"fingerprint": fingerprint, **losses})
     return losses
