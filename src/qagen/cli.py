@@ -468,13 +468,14 @@ def gate_eval(
         if not path.is_file():
             raise typer.BadParameter(f"{path} not found", param_hint="--labels/--clips")
     cal, verdicts = calibrate(labels, clips)
-    table = Table(title=f"gate on {cal.labelled} hand-labelled pairs")
+    table = Table(title=f"screens + gate on {cal.labelled} hand-labelled pairs (default stage)")
     for col in ("set", "labelled", "keep labelled", "kept", "true keep", "precision", "recall"):
         table.add_column(col, justify="left" if col == "set" else "right")
     rows = {"all": cal.model_dump(), **cal.by_split}
     for name, f in rows.items():
-        table.add_row(name, str(f["labelled"]), str(f["keep_labelled"]), str(f["kept"]),
-                      str(f["true_keep"]), f"{f['precision']:.3f}", f"{f['recall']:.3f}")
+        table.add_row(name, *(str(int(f[k])) for k in ("labelled", "keep_labelled", "kept",
+                                                      "true_keep")),
+                      f"{f['precision']:.3f}", f"{f['recall']:.3f}")
     out.print(table)
     for what, n in disagreements(verdicts).most_common():
         out.print(f"  {n:4d}  {what}")

@@ -51,6 +51,10 @@ class LabelledPair(BaseModel):
     label: Literal["keep", "drop"]
     reason: str = Field(description="ok, or why a curator drops it (non_answer, off_topic, …).")
     note: str = ""
+    mode: Literal["as_written", "answer_only", "rewrite_question"] = Field(
+        default="as_written", description="as_written: an LLM family's own pair; answer_only: a "
+        "paraphrase's answer under its source's question (the default stage); "
+        "rewrite_question: a paraphrase that reworded the question too (paraphrase_questions).")
     source_question: str | None = Field(default=None, description="Paraphrases: the facts pair "
                                         "it rewrote (what the stage checks it against).")
     source_answer: str | None = None
@@ -63,6 +67,7 @@ class Verdict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str
     split: str
+    mode: str
     label: str
     kept: bool
     reason: str = Field(description="The screen's reason code, or 'kept'.")
@@ -103,13 +108,14 @@ def judge_pairs(pairs: list[LabelledPair],
         found = screen_pair(item, clip=clip, features=features, banned=banned,
                             answer_limit=limits.get(p.template_id), facts=p.source_facts,
                             rewrite=p.source_answer, rewrite_question=p.source_question)
-        if (not isinstance(found, Finding) and p.source_question is not None
+        if (not isinstance(found, Finding) and p.mode == "rewrite_question"
+                and p.source_question is not None
                 and question_similarity(p.source_question, p.question) >= near_duplicate):
             # The stage keeps the source pair: a rewrite asking the same is its duplicate.
             found = Finding(GenerateReason.near_duplicate, "repeats its source question")
         kept = not isinstance(found, Finding)
         verdicts.append(Verdict(
-            id=p.id, split=clip_split(p.clip_id), label=p.label, kept=kept,
+            id=p.id, split=clip_split(p.clip_id), mode=p.mode, label=p.label, kept=kept,
             reason="kept" if kept else found.reason.value,  # type: ignore[union-attr]
             detail="" if kept else found.detail))  # type: ignore[union-attr]
     return verdicts
@@ -126,12 +132,19 @@ def _figures(verdicts: list[Verdict]) -> dict[str, float]:
 
 
 def calibrate(labels: Path, clips: Path) -> tuple[GateCalibration, list[Verdict]]:
-    """Precision / recall of the screens on ``keep``, overall and per half of the clips."""
+    """Precision / recall of the screens on ``keep`` for what the default stage produces
+    (LLM families as written, paraphrases answer-only), overall and per half of the clips;
+    question-rewriting paraphrases (``paraphrase_questions``) are reported on their own."""
     pairs = load_labelled(labels)
     verdicts = judge_pairs(pairs, load_clips(clips))
-    overall = _figures(verdicts)
-    by_split = {s: _figures([v for v in verdicts if v.split == s])
-                for s in sorted({v.split for v in verdicts})}
+    default = [v for v in verdicts if v.mode != "rewrite_question"]
+    overall = _figures(default)
+    by_split = {s: _figures([v for v in default if v.split == s])
+                for s in sorted({v.split for v in default})}
+    for mode in ("as_written", "answer_only", "rewrite_question"):
+        chosen = [v for v in verdicts if v.mode == mode]
+        if chosen:
+            by_split[f"mode:{mode}"] = _figures(chosen)
     sha = hashlib.sha256(labels.read_bytes()).hexdigest()[:16]
     return GateCalibration(**overall, by_split=by_split, labels_sha256=sha), verdicts
 

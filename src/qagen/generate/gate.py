@@ -59,6 +59,8 @@ _OFF_TOPIC = tuple((re.compile(p, re.I), why) for p, why in (
      r"storyline|plot|characters|main character|narrative)\b", "visuals or stories"),
     (r"\b(?:producers?|produced by|record(?:ing)? (?:company|studio|label)|released by|"
      r"recorded (?:in|at|by)|mixing engineer|engineer)\b", "production or release"),
+    (r"\b(?:created|made|written|composed|intended|designed|produced|meant) for\b",
+     "the maker's intent, which cannot be heard"),
     (r"\b(?:19|20)\d\d\b|\b\d0s\b", "dates or decades"),
     (r"\b(?:parameters?|settings?|software|plugin|algorithm|computer|program(?:me)?|"
      r"website|app|midi|digital audio|audio processing|recorded using|techniques)\b",
@@ -277,7 +279,8 @@ def check_format(item: QAItem) -> Finding | None:
             words and words[-1] in _DANGLING and not answer.rstrip().endswith(_SENTENCE_END)):
         return Finding(GenerateReason.gate_format, f"answer breaks off: …{answer[-30:]!r}")
     finished = answer.rstrip("\"')]*").endswith(_SENTENCE_END)
-    if (len(words) <= 6 or not finished) and not _has_verb(words):
+    short = len(words) <= 8 or item.kind not in (QAKind.description, QAKind.caption)
+    if (short or not finished) and not _has_verb(words):
         return Finding(GenerateReason.gate_format, f"answer is a fragment, not a sentence: "
                        f"{answer[:40]!r}")
     sentences = [" ".join(_words(s)) for s in re.split(r"(?<=[.!?;])\s+", answer)]

@@ -32,6 +32,9 @@ _POLARITY = re.compile(r"\b(major|minor|faster|slower|more|less|above|below|over
                        r"quiet|three|four|3/4|4/4)\b", re.I)
 _SAME = {"faster": "more", "above": "more", "over": "more", "slower": "less", "below": "less",
          "under": "less", "three": "3/4", "four": "4/4"}
+#: Words that weaken a stated fact ("No, it's *primarily* instrumental").
+_HEDGES = re.compile(r"\b(primarily|mostly|mainly|largely|partly|partially|somewhat|maybe|"
+                     r"perhaps|might|possibly|probably|likely|seems?|sort of|kind of)\b", re.I)
 _YES_NO = re.compile(r"^\W*(yes|no)\b", re.I)
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?")
 
@@ -58,6 +61,10 @@ def facts_kept(facts: StatedFacts, item: QAItem, *, source_answer: str | None = 
         if said_yes and (says is None or says.group(1).lower() != said_yes.group(1).lower()):
             return (f"the source answers {said_yes.group(1)!r}, the rewrite "
                     f"{says.group(1) if says else 'neither yes nor no'!r}")
+        hedges = {w.lower() for w in _HEDGES.findall(answer)} - {
+            w.lower() for w in _HEDGES.findall(source_answer)}
+        if hedges:
+            return f"the rewrite weakens its facts with {sorted(hedges)}"
         new = set(_NUMBER.findall(answer)) - set(_NUMBER.findall(source_answer)) - set(
             _NUMBER.findall(source_question or ""))
         if new:
