@@ -20,7 +20,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qagen.config import GenerateConfig
 from qagen.generate.filters import load_banned_phrases, question_similarity
 from qagen.generate.grounding import Finding
 from qagen.generate.prompts import load_templates
@@ -28,7 +27,6 @@ from qagen.generate.screen import screen_pair
 from qagen.records import Clip, ClipFeatures
 from qagen.records.qa import (
     GateCalibration,
-    GenerateReason,
     QAItem,
     QAKind,
     StatedFacts,
@@ -99,7 +97,6 @@ def judge_pairs(pairs: list[LabelledPair],
                 clips: dict[str, tuple[Clip, ClipFeatures | None]]) -> list[Verdict]:
     """Run the screens on every labelled pair, as the generate stage would."""
     banned = load_banned_phrases()
-    near_duplicate = GenerateConfig().near_duplicate_threshold
     limits = {t.meta.id: t.answer_limit() for t in load_templates()}
     verdicts = []
     for p in pairs:
@@ -108,11 +105,6 @@ def judge_pairs(pairs: list[LabelledPair],
         found = screen_pair(item, clip=clip, features=features, banned=banned,
                             answer_limit=limits.get(p.template_id), facts=p.source_facts,
                             rewrite=p.source_answer, rewrite_question=p.source_question)
-        if (not isinstance(found, Finding) and p.mode == "rewrite_question"
-                and p.source_question is not None
-                and question_similarity(p.source_question, p.question) >= near_duplicate):
-            # The stage keeps the source pair: a rewrite asking the same is its duplicate.
-            found = Finding(GenerateReason.near_duplicate, "repeats its source question")
         kept = not isinstance(found, Finding)
         verdicts.append(Verdict(
             id=p.id, split=clip_split(p.clip_id), mode=p.mode, label=p.label, kept=kept,
@@ -147,6 +139,13 @@ def calibrate(labels: Path, clips: Path) -> tuple[GateCalibration, list[Verdict]
             by_split[f"mode:{mode}"] = _figures(chosen)
     sha = hashlib.sha256(labels.read_bytes()).hexdigest()[:16]
     return GateCalibration(**overall, by_split=by_split, labels_sha256=sha), verdicts
+
+
+def copies(pairs: list[LabelledPair]) -> set[str]:
+    """Ids of paraphrases whose answer repeats their source's (the stage keeps the template
+    pair for those: same text, so they count as kept either way)."""
+    return {p.id for p in pairs if p.source_answer is not None
+            and question_similarity(p.source_answer, p.answer) >= 0.85}
 
 
 def disagreements(verdicts: list[Verdict]) -> Counter[str]:

@@ -77,10 +77,13 @@ def facts_kept(facts: StatedFacts, item: QAItem, *, source_answer: str | None = 
         return f"the loudness ({loudness_word(facts.loudness_lufs)}) is no longer stated"
     if facts.duration_s is not None and f"{facts.duration_s:.0f}" not in answer:
         return f"the duration ({facts.duration_s:.0f} s) is no longer stated"
-    if facts.tempo_bpm is not None:
-        stated = [c for s in _sentences(answer) for c in _bpm_claims(s)]
-        if not any(abs(lo / facts.tempo_bpm - 1) <= 0.04 for lo, hi, _ in stated if lo == hi):
-            return f"the tempo {facts.tempo_bpm:.0f} BPM is no longer stated"
+    stated = [c for s in _sentences(answer) for c in _bpm_claims(s)]
+    for bpm in (facts.tempo_bpm, facts.tempo_alt_bpm):
+        if bpm is not None and not any(abs(lo / bpm - 1) <= 0.04 for lo, hi, _ in stated
+                                       if lo == hi):
+            return f"the tempo {bpm:.0f} BPM is no longer stated"
+    if source_answer is not None and "lufs" in source_answer.lower() and "lufs" not in low:
+        return "the loudness unit (LUFS) is no longer stated"
     if facts.key is not None:
         keys, _ = _harmony_claims(answer, kind=QAKind.key)
         if not any(k.pc is not None and k.mode is not None for k in keys):

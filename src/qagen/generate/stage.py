@@ -341,6 +341,12 @@ def _screen(gen: _Generator, req: _Request, items: list[QAItem], res: GenResult,
         if replace and src is not None:
             item = QAItem.model_construct(question=src.question, answer=item.answer,
                                           kind=src.kind)
+            if question_similarity(src.answer, item.answer) >= gen.config.near_duplicate_threshold:
+                out.rejected.append(QARejected(
+                    **base, reason=GenerateReason.near_duplicate,
+                    detail="the rewrite repeats its source answer", question=item.question,
+                    answer=item.answer, kind=item.kind.value))
+                continue
         found = _finding(gen, clip, req.features, item, kinds=t.meta.kinds,
                          answer_limit=t.answer_limit(), facts=src.facts if src else None,
                          seen_questions=[] if replace else seen_questions,
