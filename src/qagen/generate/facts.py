@@ -474,7 +474,9 @@ def _fill_duration(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
 # --------------------------------------------------------------------------- labels
 
 _INSTRUMENT = re.compile(
-    r"\b(?:piano|guitars?|bass|drums?|percussion|synth\w*|strings?|violins?|viola|cello|"
+    r"\b(?:bass guitar|double bass|electric guitar|acoustic guitar|drum kit|drum machine|"
+    r"string ensemble|string section|brass section|"
+    r"piano|guitars?|bass|drums?|percussion|synth\w*|strings?|violins?|viola|cello|"
     r"double bass|organ|keyboards?|flute|clarinet|oboe|bassoon|sax\w*|trumpet|trombone|horns?|"
     r"tuba|harp|harpsichord|accordion|banjo|mandolin|ukulele|sitar|tabla|marimba|xylophone|"
     r"vibraphone|glockenspiel|bells?|choir|quartet|ensemble|orchestra|brass|woodwinds?|"
@@ -505,8 +507,17 @@ def _norm_label(label: str) -> str:
     return " ".join(label.lower().replace("_", " ").split())
 
 
+#: One word that may stay in front of an instrument's name ("electric guitar").
+_INSTRUMENT_ADJECTIVE = re.compile(
+    r"(?:(?:acoustic|electric|bass|upright|grand|distorted|lead|rhythm|steel|classical|slide|"
+    r"muted|string|snare|kick|synth|electronic|pipe|church|hammond|rhodes|12-string|"
+    r"nylon|fretless|tenor|alto|soprano|baritone|french|tubular|hand)\s+)?", re.I)
+
+
 def instruments(clip: Clip) -> list[str]:
-    """Instruments the labels name (instrument fields first, then instrument-like tags)."""
+    """Instruments the labels name: the instrument fields, then each tag's instrument noun
+    with at most one qualifying word ("trumpet flourish" → trumpet, "distorted electric
+    guitar" → electric guitar), never a vocal, a genre or a negated tag ("no drums")."""
     out: dict[str, None] = {}
     for label in clip.instruments:
         name = _GM_SUFFIX.sub("", _norm_label(label))  # MusicNet: GM names "string ensemble 1"
@@ -516,10 +527,15 @@ def instruments(clip: Clip) -> list[str]:
         name = _norm_label(label)
         if name.startswith("no ") or _VOCAL.search(name) or name in _GENRES:
             continue
-        instrument = _INSTRUMENT.fullmatch(name) or (
-            len(name.split()) <= 2 and _INSTRUMENT.search(name))
-        if instrument and not any(name in k or k in name for k in out):
-            out.setdefault(name, None)
+        m = _INSTRUMENT.search(name)
+        if m is None:
+            continue
+        prefix = name[:m.start()].split()[-1:] if m.start() else []
+        noun = m.group(0)
+        if prefix and _INSTRUMENT_ADJECTIVE.fullmatch(prefix[0] + " "):
+            noun = f"{prefix[0]} {noun}"
+        if not any(noun in k or k in noun for k in out):
+            out.setdefault(noun, None)
     return list(out)
 
 
@@ -785,6 +801,8 @@ def clip_words(clip: Clip, features: ClipFeatures | None) -> list[str]:
     """What is known of a clip, as text: what an answer may be specific about (the gate)."""
     words = [*clip.aspects, *clip.tags, *clip.genres, *clip.instruments, *clip.moods,
              clip.caption or "", clip.ensemble or "", *instruments(clip)]
+    if vocals(clip):
+        words.append("vocals")
     if features is not None and features.status is FeatureStatus.ok:
         words += [features.key or "", *(c.spelled for c in features.chords)]
         if features.meter:

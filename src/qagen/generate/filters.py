@@ -321,7 +321,13 @@ _KIND_VOCABULARY: dict[QAKind, re.Pattern[str]] = {
         QAKind.instrumentation: r"\binstrument|\bpiano|\bguitar|\bdrum|\bbass\b|\bstrings?\b"
                                 r"|\borgan|\bsynth|\bviolin|\bcello|\bviola|\bvocal|\bvoice"
                                 r"|\bhorn|\bflute|\bsax|\btrumpet|\bpercussion|\bkeyboard"
-                                r"|\bensemble|\borchestra|\bplayed\b|\bplays\b|\bsing",
+                                r"|\bensemble|\borchestra|\bplayed\b|\bplays\b|\bsing"
+                                r"|\btrombone|\btuba|\bharp|\baccordion|\bbanjo|\bmandolin"
+                                r"|\bukulele|\bsitar|\btabla|\bmarimba|\bxylophone|\bvibraphone"
+                                r"|\bglockenspiel|\bbells?\b|\bchoir|\bquartet|\bbrass|\bwoodwind"
+                                r"|\bclarinet|\boboe|\bbassoon|\bharmonica|\bcymbal|\bhi-?hat"
+                                r"|\bsnare|\bkick|\b808\b|\bsampler|\bbeatbox|\bfiddle|\bwhistl"
+                                r"|\btrio\b|\bband\b|\bcan be heard\b",
     }.items()
 }
 #: Words that show a question is about the sound at all (for kinds without a vocabulary).
