@@ -364,6 +364,10 @@ def evaluate(
     max_new_tokens: Annotated[int, typer.Option()] = 64,
     batch_size: Annotated[int, typer.Option()] = 8,
     baseline: Annotated[bool, typer.Option(help="Also score the LM alone.")] = True,
+    shuffled_audio: Annotated[bool, typer.Option(
+        help="Also score the adapter fed another clip's audio (the ablation).")] = True,
+    max_pairs: Annotated[int | None, typer.Option(
+        help="Answer at most this many held-out pairs, spread over clips.")] = None,
     threads: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Answer the held-out questions with a trained run; write predictions, metrics, card."""
@@ -373,7 +377,7 @@ def evaluate(
 
     report = run_eval(WorkDir(work), run=run, config=EvaluateConfig(
         max_new_tokens=max_new_tokens, batch_size=batch_size, baseline=baseline,
-        threads=threads))
+        shuffled_audio=shuffled_audio, max_pairs=max_pairs, threads=threads))
     out.print_json(report.model_dump_json())
 
 

@@ -16,6 +16,9 @@ class EvaluateConfig(BaseModel):
     batch_size: int = Field(default=8, ge=1)
     baseline: bool = Field(default=True, description="Also answer with the LM alone (zero gate /"
                                                      " no audio) so the delta is visible.")
+    shuffled_audio: bool = Field(
+        default=True, description="Also answer with every pair fed another clip's audio: the "
+        "ablation that shows whether answers come from the audio.")
     max_pairs: int | None = Field(default=None, ge=1,
                                   description="Cap held-out pairs (quick runs).")
     device: str | None = Field(default=None, description="None = cuda when available, else cpu.")

@@ -9,6 +9,7 @@ shows what the adapter added.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from qagen.errors import ConfigError
 from qagen.evaluate.config import EvaluateConfig
+from qagen.evaluate.mir import score_mir
 from qagen.manifest import write_json_atomic
 from qagen.records.training import EvalReport, Prediction, TrainReport
 from qagen.train.data import (
@@ -54,6 +56,18 @@ def write_predictions(path: Path, predictions: Sequence[Prediction]) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text("".join(p.model_dump_json() + "\n" for p in predictions),
                        encoding="utf-8")
+
+
+def with_other_clips_audio(examples: Sequence[Example]) -> list[Example] | None:
+    """The same pairs, each fed the audio of another clip (clips rotated by one, so no pair
+    keeps its own): the ablation that tells answers from the audio from answers from the
+    question. None when the pairs cover fewer than two clips."""
+    clips = list(dict.fromkeys(e.pair.clip_id for e in examples))
+    if len(clips) < 2:
+        return None
+    audio = {e.pair.clip_id: e.features for e in examples}
+    other = dict(zip(clips, clips[1:] + clips[:1], strict=True))
+    return [dataclasses.replace(e, features=audio[other[e.pair.clip_id]]) for e in examples]
 
 
 def _answer(model: MusicLM, examples: list[Example], *, config: EvaluateConfig,
@@ -132,18 +146,28 @@ def evaluate(work: WorkDir, *, run: str, config: EvaluateConfig | None = None,
                            question=e.pair.question, reference=e.pair.answer, prediction=a)
                 for e, a in zip(examples, answers, strict=True)]
 
-    answers = _answer(model, examples, config=config, max_audio=train_cfg.max_audio_tokens,
-                      use_music=True)
+    facts = [e.pair.facts for e in examples]
+    kinds = [e.pair.kind for e in examples]
+
+    def scored(answers: list[str]) -> dict[str, float | None]:
+        return {**score(answers, refs), **score_mir(answers, facts, kinds)}
+
+    max_audio = train_cfg.max_audio_tokens
+    answers = _answer(model, examples, config=config, max_audio=max_audio, use_music=True)
     write_predictions(rdir.predictions, predictions(answers))
-    metrics = score(answers, refs)
-    baseline = None
+    metrics = scored(answers)
+    baseline = shuffled = None
     if config.baseline:
-        plain = _answer(model, examples, config=config, max_audio=train_cfg.max_audio_tokens,
-                        use_music=False)
+        plain = _answer(model, examples, config=config, max_audio=max_audio, use_music=False)
         write_predictions(rdir.baseline_predictions, predictions(plain))
-        baseline = score(plain, refs)
+        baseline = scored(plain)
+    if config.shuffled_audio:
+        swapped = with_other_clips_audio(examples)
+        if swapped is not None:
+            shuffled = scored(_answer(model, swapped, config=config, max_audio=max_audio,
+                                      use_music=True))
     report = EvalReport(run=run, fingerprint=fingerprint, pairs=len(examples), metrics=metrics,
-                        baseline_metrics=baseline,
+                        baseline_metrics=baseline, shuffled_metrics=shuffled,
                         seconds=round(time.perf_counter() - started, 2))
     write_json_atomic(rdir.metrics, report.model_dump(mode="json"))
     write_card(rdir, report=train_report, config=train_cfg, evaluation=report)

@@ -80,5 +80,7 @@ class EvalReport(BaseModel):
     pairs: int
     metrics: dict[str, float | None]
     baseline_metrics: dict[str, float | None] | None = None
+    shuffled_metrics: dict[str, float | None] | None = Field(
+        default=None, description="The adapter fed another clip's audio (the ablation).")
     reused: bool = False
     seconds: float = 0.0

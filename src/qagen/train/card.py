@@ -70,15 +70,19 @@ def render_card(report: TrainReport, *, config: TrainConfig,
     else:
         lines += [f"Greedy answers to {evaluation.pairs} held-out pairs "
                   "(`eval/predictions.jsonl`).", ""]
-        base = evaluation.baseline_metrics
-        lines.append("| metric | adapter | LM alone |" if base is not None else
-                     "| metric | adapter |")
-        lines.append("|---|---|---|" if base is not None else "|---|---|")
-        for name, value in evaluation.metrics.items():
-            row = f"| {name} | {_fmt(value)} |"
-            if base is not None:
-                row += f" {_fmt(base.get(name))} |"
-            lines.append(row)
+        columns = [("adapter", evaluation.metrics)]
+        if evaluation.baseline_metrics is not None:
+            columns.append(("LM alone", evaluation.baseline_metrics))
+        if evaluation.shuffled_metrics is not None:
+            columns.append(("adapter, another clip's audio", evaluation.shuffled_metrics))
+        lines.append("| metric | " + " | ".join(name for name, _ in columns) + " |")
+        lines.append("|---|" + "---|" * len(columns))
+        for name in evaluation.metrics:
+            lines.append(f"| {name} | "
+                         + " | ".join(_fmt(values.get(name)) for _, values in columns) + " |")
+        lines += ["", "`mir_*`: accuracy on the pairs whose reference states a key, tempo "
+                  "(within 4 %; acc2 also at half/double/third/triple), meter, instruments or "
+                  "genres (set F1), read out of each answer; `mir_*_n`: how many pairs."]
     lines += ["", "## Limitations", "",
               "Trained on machine-generated QA pairs; answers inherit their errors. A small LM "
               "and a few hundred steps exercise the pipeline; they do not make a useful model.",

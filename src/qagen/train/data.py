@@ -67,6 +67,7 @@ class QAPairRow:
     question: str
     answer: str
     kind: str
+    facts: dict[str, Any] | None = None  # what the reference states (evaluate's MIR scores)
 
 
 @dataclass
@@ -93,7 +94,9 @@ def load_pairs(qa_dir: Path) -> list[QAPairRow]:
     """Every accepted pair in ``qa_dir/qa-*.parquet`` (only the columns training needs)."""
     rows: list[QAPairRow] = []
     for path in sorted(qa_dir.glob("qa-*.parquet")):
-        table = pq.read_table(path, columns=_QA_COLUMNS)
+        names = set(pq.ParquetFile(path).schema_arrow.names)
+        columns = _QA_COLUMNS + (["facts"] if "facts" in names else [])
+        table = pq.read_table(path, columns=columns)
         rows.extend(QAPairRow(**r) for r in table.to_pylist())
     return rows
 

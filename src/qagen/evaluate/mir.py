@@ -1,0 +1,140 @@
+"""MIR accuracy of generated answers: key, tempo, meter, instruments and genre, scored
+against the facts each reference pair states.
+
+Why: BLEU / ROUGE / BERTScore reward wording; a model that answers every key question with
+"It is in C major." scores well on them. LLark and MU-LLaMA report what matters for music
+questions — is the key right, the tempo within 4 %, the meter, the instruments — so every
+held-out pair that states such a fact (``QARecord.facts``, written by the facts family) is
+scored by reading the same claim out of the model's answer with grounding's parsers.
+
+Pure functions: answers and facts in, accuracies out. A metric with no scorable pair is None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: Tempo within this relative distance counts as right (MIREX Acc1 uses 4 %).
+TEMPO_TOLERANCE = 0.04
+_OCTAVE_FACTORS = (1.0, 2.0, 0.5, 3.0, 1 / 3)
+
+
+def _key_name(pc: int, mode: str) -> str:
+    names = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+    return f"{names[pc]} {mode}"
+
+
+def _first_key(answer: str) -> tuple[int, str] | None:
+    from qagen.generate.grounding import _harmony_claims
+    from qagen.records.qa import QAKind
+
+    keys, _ = _harmony_claims(answer, kind=QAKind.key)
+    return next(((k.pc, k.mode) for k in keys if k.pc is not None and k.mode is not None), None)
+
+
+def _first_tempo(answer: str) -> float | None:
+    from qagen.generate.grounding import _bpm_claims, _sentences
+
+    for sentence in _sentences(answer):
+        for lo, hi, _ in _bpm_claims(sentence):
+            if lo == hi:
+                return lo
+    return None
+
+
+def _first_meter(answer: str) -> int | None:
+    from qagen.generate.grounding import _meter_claims
+
+    claims = _meter_claims(answer)
+    return claims[0][0] if claims else None
+
+
+def _words(pattern: Any, text: str) -> set[str]:
+    return {m.group(0).lower().rstrip("s") for m in pattern.finditer(text)}
+
+
+def _f1(predicted: set[str], reference: set[str]) -> float:
+    if not predicted and not reference:
+        return 1.0
+    hits = len(predicted & reference)
+    if not hits:
+        return 0.0
+    precision, recall = hits / len(predicted), hits / len(reference)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
+              kinds: Sequence[str]) -> dict[str, float | None]:
+    """MIR metrics over the pairs whose reference states the fact their kind asks about.
+
+    Parameters
+    ----------
+    answers
+        The model's answers, one per pair.
+    facts
+        Each reference pair's stated facts (``StatedFacts`` as a dict; None or {} when it
+        states none).
+    kinds
+        Each pair's ``QAKind`` value: a key fact is scored on ``key`` pairs, a tempo on
+        ``tempo`` pairs, a meter on ``rhythm`` pairs, instruments on ``instrumentation``
+        pairs, genres on ``genre`` pairs.
+
+    Returns
+    -------
+    dict
+        ``mir_key_acc``, ``mir_key_weighted`` (MIREX: fifth 0.5, relative 0.3, parallel 0.2),
+        ``mir_tempo_acc1`` (within 4 %), ``mir_tempo_acc2`` (also at ×2, ×½, ×3, ×⅓),
+        ``mir_meter_acc``, ``mir_instruments_f1``, ``mir_genre_f1``, and ``mir_*_n``: how
+        many pairs each was scored on.
+    """
+    import mir_eval
+
+    from qagen.augment.chords import parse_key
+    from qagen.generate.gate import GENRE_WORDS, INSTRUMENT_WORDS
+
+    key_acc: list[float] = []
+    key_weighted: list[float] = []
+    acc1: list[float] = []
+    acc2: list[float] = []
+    meter: list[float] = []
+    inst: list[float] = []
+    genre: list[float] = []
+    for answer, f, kind in zip(answers, facts, kinds, strict=True):
+        f = f or {}
+        if kind == "key" and f.get("key") and not f.get("key_alt"):
+            ref = parse_key(f["key"])
+            est = _first_key(answer)
+            key_acc.append(float(est == ref))
+            key_weighted.append(0.0 if est is None else float(mir_eval.key.weighted_score(
+                _key_name(*ref), _key_name(*est))))
+        elif kind == "tempo" and f.get("tempo_bpm") and not f.get("tempo_alt_bpm"):
+            ref_bpm = float(f["tempo_bpm"])
+            est_bpm = _first_tempo(answer)
+            acc1.append(float(est_bpm is not None
+                              and abs(est_bpm / ref_bpm - 1) <= TEMPO_TOLERANCE))
+            acc2.append(float(est_bpm is not None and any(
+                abs(est_bpm / (ref_bpm * k) - 1) <= TEMPO_TOLERANCE for k in _OCTAVE_FACTORS)))
+        elif kind == "rhythm" and f.get("meter"):
+            meter.append(float(_first_meter(answer) == int(f["meter"])))
+        elif kind == "instrumentation" and f.get("instruments"):
+            ref_words = _words(INSTRUMENT_WORDS, " ".join(f["instruments"]))
+            if ref_words:
+                inst.append(_f1(_words(INSTRUMENT_WORDS, answer), ref_words))
+        elif kind == "genre" and f.get("genres"):
+            ref_words = _words(GENRE_WORDS, " ".join(f["genres"]))
+            if ref_words:
+                genre.append(_f1(_words(GENRE_WORDS, answer), ref_words))
+    out: dict[str, float | None] = {
+        "mir_key_acc": _mean(key_acc), "mir_key_weighted": _mean(key_weighted),
+        "mir_tempo_acc1": _mean(acc1), "mir_tempo_acc2": _mean(acc2),
+        "mir_meter_acc": _mean(meter), "mir_instruments_f1": _mean(inst),
+        "mir_genre_f1": _mean(genre)}
+    out.update({"mir_key_n": float(len(key_acc)), "mir_tempo_n": float(len(acc1)),
+                "mir_meter_n": float(len(meter)), "mir_instruments_n": float(len(inst)),
+                "mir_genre_n": float(len(genre))})
+    return out

@@ -1,0 +1,51 @@
+"""MIR accuracy read out of answers, against the facts each reference states."""
+
+import numpy as np
+
+from qagen.evaluate.mir import score_mir
+from qagen.evaluate.stage import with_other_clips_audio
+from qagen.train.data import Example, QAPairRow
+
+
+def test_each_fact_is_scored_on_its_own_kind() -> None:
+    answers = ["It is in A minor.", "It is in E minor.", "It is in C major.",
+               "The tempo is about 121 BPM.", "About 60 BPM.", "It moves at 90 BPM.",
+               "It is in 3/4 time.", "You can hear piano and drums.", "It is jazz music."]
+    facts = [{"key": "A minor"}, {"key": "A minor"}, {"key": "A minor"},
+             {"tempo_bpm": 120.0}, {"tempo_bpm": 120.0}, {"tempo_bpm": 120.0},
+             {"meter": 4}, {"instruments": ["piano", "bass"]}, {"genres": ["rock"]}]
+    kinds = ["key", "key", "key", "tempo", "tempo", "tempo", "rhythm", "instrumentation",
+             "genre"]
+    m = score_mir(answers, facts, kinds)
+    assert m["mir_key_n"] == 3 and m["mir_key_acc"] == round(1 / 3, 4)
+    # MIREX weights: exact 1, E minor a fifth above 0.5, C major the relative 0.3.
+    assert m["mir_key_weighted"] == round((1 + 0.5 + 0.3) / 3, 4)
+    assert m["mir_tempo_acc1"] == round(1 / 3, 4) and m["mir_tempo_acc2"] == round(2 / 3, 4)
+    assert m["mir_meter_acc"] == 0.0
+    assert m["mir_instruments_f1"] == 0.5 and m["mir_genre_f1"] == 0.0
+
+
+def test_hedged_references_and_other_kinds_are_not_scored() -> None:
+    m = score_mir(["It is in A minor.", "It is in A minor."],
+                  [{"key": "A minor", "key_alt": "C major"}, {"key": "A minor"}],
+                  ["key", "harmony"])
+    assert m["mir_key_acc"] is None and m["mir_key_n"] == 0
+    assert score_mir([], [], [])["mir_tempo_acc1"] is None
+
+
+def _example(clip: str, value: float) -> Example:
+    pair = QAPairRow(qa_id=f"q{clip}", clip_id=clip, split="test", question="q", answer="a",
+                     kind="key")
+    return Example(pair=pair, prompt_ids=[1], answer_ids=[2],
+                   features=np.full((2, 3), value, dtype=np.float32))
+
+
+def test_shuffled_audio_gives_every_pair_another_clips_audio() -> None:
+    examples = [_example("a", 1), _example("a", 1), _example("b", 2), _example("c", 3)]
+    swapped = with_other_clips_audio(examples)
+    assert swapped is not None
+    own = {"a": 1, "b": 2, "c": 3}
+    for e in swapped:
+        assert float(e.features[0, 0]) != own[e.pair.clip_id]
+    assert [e.pair for e in swapped] == [e.pair for e in examples]
+    assert with_other_clips_audio([_example("a", 1)]) is None
