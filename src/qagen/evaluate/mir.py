@@ -15,39 +15,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from qagen.generate.grounding import stated_keys, stated_meters, stated_tempi
+from qagen.music import key_name, parse_key
+from qagen.records.qa import QAKind
+
 #: Tempo within this relative distance counts as right (MIREX Acc1 uses 4 %).
 TEMPO_TOLERANCE = 0.04
 _OCTAVE_FACTORS = (1.0, 2.0, 0.5, 3.0, 1 / 3)
 
 
-def _key_name(pc: int, mode: str) -> str:
-    names = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-    return f"{names[pc]} {mode}"
-
-
-def _first_key(answer: str) -> tuple[int, str] | None:
-    from qagen.generate.grounding import _harmony_claims
-    from qagen.records.qa import QAKind
-
-    keys, _ = _harmony_claims(answer, kind=QAKind.key)
-    return next(((k.pc, k.mode) for k in keys if k.pc is not None and k.mode is not None), None)
-
-
-def _first_tempo(answer: str) -> float | None:
-    from qagen.generate.grounding import _bpm_claims, _sentences
-
-    for sentence in _sentences(answer):
-        for lo, hi, _ in _bpm_claims(sentence):
-            if lo == hi:
-                return lo
-    return None
-
-
-def _first_meter(answer: str) -> int | None:
-    from qagen.generate.grounding import _meter_claims
-
-    claims = _meter_claims(answer)
-    return claims[0][0] if claims else None
+def _first(values: list[Any]) -> Any:
+    return values[0] if values else None
 
 
 def _words(pattern: Any, text: str) -> set[str]:
@@ -94,7 +72,6 @@ def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
     """
     import mir_eval
 
-    from qagen.augment.chords import parse_key
     from qagen.generate.gate import GENRE_WORDS, INSTRUMENT_WORDS
 
     key_acc: list[float] = []
@@ -108,19 +85,19 @@ def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
         f = f or {}
         if kind == "key" and f.get("key") and not f.get("key_alt"):
             ref = parse_key(f["key"])
-            est = _first_key(answer)
+            est = _first(stated_keys(answer, kind=QAKind.key))
             key_acc.append(float(est == ref))
             key_weighted.append(0.0 if est is None else float(mir_eval.key.weighted_score(
-                _key_name(*ref), _key_name(*est))))
+                key_name(*ref), key_name(*est))))
         elif kind == "tempo" and f.get("tempo_bpm") and not f.get("tempo_alt_bpm"):
             ref_bpm = float(f["tempo_bpm"])
-            est_bpm = _first_tempo(answer)
+            est_bpm = _first(stated_tempi(answer))
             acc1.append(float(est_bpm is not None
                               and abs(est_bpm / ref_bpm - 1) <= TEMPO_TOLERANCE))
             acc2.append(float(est_bpm is not None and any(
                 abs(est_bpm / (ref_bpm * k) - 1) <= TEMPO_TOLERANCE for k in _OCTAVE_FACTORS)))
         elif kind == "rhythm" and f.get("meter"):
-            meter.append(float(_first_meter(answer) == int(f["meter"])))
+            meter.append(float(_first(stated_meters(answer)) == int(f["meter"])))
         elif kind == "instrumentation" and f.get("instruments"):
             ref_words = _words(INSTRUMENT_WORDS, " ".join(f["instruments"]))
             if ref_words:

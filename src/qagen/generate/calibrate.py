@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qagen.generate.filters import load_banned_phrases, question_similarity
+from qagen.generate.filters import load_banned_phrases
 from qagen.generate.grounding import Finding
 from qagen.generate.prompts import load_templates
 from qagen.generate.screen import screen_pair
@@ -139,13 +139,6 @@ def calibrate(labels: Path, clips: Path) -> tuple[GateCalibration, list[Verdict]
             by_split[f"mode:{mode}"] = _figures(chosen)
     sha = hashlib.sha256(labels.read_bytes()).hexdigest()[:16]
     return GateCalibration(**overall, by_split=by_split, labels_sha256=sha), verdicts
-
-
-def copies(pairs: list[LabelledPair]) -> set[str]:
-    """Ids of paraphrases whose answer repeats their source's (the stage keeps the template
-    pair for those: same text, so they count as kept either way)."""
-    return {p.id for p in pairs if p.source_answer is not None
-            and question_similarity(p.source_answer, p.answer) >= 0.85}
 
 
 def disagreements(verdicts: list[Verdict]) -> Counter[str]:

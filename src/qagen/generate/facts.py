@@ -26,9 +26,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from qagen.augment.chords import note_name, parse_chord, parse_key, spell_chord
 from qagen.errors import ConfigError
 from qagen.generate.gate import MOOD_WORDS
+from qagen.music import key_name, parse_chord, parse_key, roman_numeral, spell_chord, spell_in_key
 from qagen.records import Clip, ClipFeatures, FeatureStatus
 from qagen.records.features import TempoAgreement
 from qagen.records.qa import QAKind, QuestionForm, StatedFacts
@@ -240,14 +240,9 @@ def _fill_meter_choice(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
 # --------------------------------------------------------------------------- key
 
 
-def _key_name(pc: int, mode: str) -> str:
-    key_guess = f"{['C', 'Db', 'D', 'Eb', 'E', 'F', 'Gb', 'G', 'Ab', 'A', 'Bb', 'B'][pc]} {mode}"
-    return f"{note_name(pc, key=key_guess)} {mode}"
-
-
 def _relative(key: str) -> str:
     pc, mode = parse_key(key)
-    return _key_name((pc + 3) % 12, "major") if mode == "minor" else _key_name((pc + 9) % 12,
+    return key_name((pc + 3) % 12, "major") if mode == "minor" else key_name((pc + 9) % 12,
                                                                                "minor")
 
 
@@ -259,14 +254,14 @@ def key_distractors(key: str) -> list[str]:
     """
     pc, mode = parse_key(key)
     other = "minor" if mode == "major" else "major"
-    return [_key_name((pc + 7) % 12, mode), _key_name((pc + 5) % 12, mode), _key_name(pc, other)]
+    return [key_name((pc + 7) % 12, mode), key_name((pc + 5) % 12, mode), key_name(pc, other)]
 
 
 def _fill_key_open(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
     if f.key is None:
         return None
     pc, mode = parse_key(f.key)
-    key = _key_name(pc, mode)
+    key = key_name(pc, mode)
     if (f.key_confidence or 0) >= FIRM_KEY_CONFIDENCE:
         return _Fill("firm", {"key": key, "alt_key": ""}, StatedFacts(key=key))
     alt = _relative(key)  # grounding accepts a hedged relative key, nothing else
@@ -277,7 +272,7 @@ def _fill_key_choice(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
     if f.key is None or (f.key_confidence or 0) < FIRM_KEY_CONFIDENCE:
         return None
     pc, mode = parse_key(f.key)
-    key = _key_name(pc, mode)
+    key = key_name(pc, mode)
     options = _shuffled([key, *key_distractors(key)], seed, clip.clip_id, "key_choice")
     return _Fill("answer", {"key": key, "options": join_words(options, conj="or")},
                  StatedFacts(key=key))
@@ -289,8 +284,8 @@ def _fill_key_mode(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
     pc, mode = parse_key(f.key)
     asked = ("major", "minor")[_hash(seed, clip.clip_id, "key_mode") % 2]
     return _Fill("yes" if asked == mode else "no",
-                 {"key": _key_name(pc, mode), "asked_mode": asked, "mode": mode},
-                 StatedFacts(key=_key_name(pc, mode)))
+                 {"key": key_name(pc, mode), "asked_mode": asked, "mode": mode},
+                 StatedFacts(key=key_name(pc, mode)))
 
 
 # --------------------------------------------------------------------------- chords
@@ -321,32 +316,6 @@ def _progression(f: ClipFeatures) -> list[str]:
     return bars
 
 
-_LETTERS = "CDEFGAB"
-_LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
-
-
-def spell_in_key(pc: int, *, key: str) -> str | None:
-    """Spell a diatonic pitch class by its scale degree (IV of Gb major is Cb, not B);
-    None for a pitch class outside the scale (the raised leading tone of minor included:
-    G# in A minor is degree 7 raised, spelled from the letter of degree 7)."""
-    tonic_name = key.split()[0]
-    tonic_pc, mode = parse_key(key)
-    scale = _SCALES[mode]
-    offset = (pc - tonic_pc) % 12
-    if offset in scale:
-        degree = scale.index(offset)
-    elif mode == "minor" and offset == 11:
-        degree = 6
-    else:
-        return None
-    letter = _LETTERS[(_LETTERS.index(tonic_name[0]) + degree) % 7]
-    diff = (pc - _LETTER_PC[letter] + 6) % 12 - 6
-    if abs(diff) > 1:
-        return None
-    return letter + {-1: "b", 0: "", 1: "#"}[diff]
-
-
 def _spelled(labels: Sequence[str], key: str | None) -> list[str]:
     """Chord names for text: roots spelled by scale degree in the key where diatonic."""
     out = []
@@ -360,7 +329,7 @@ def _spelled(labels: Sequence[str], key: str | None) -> list[str]:
 
 def _display_key(key: str) -> str:
     pc, mode = parse_key(key)
-    return _key_name(pc, mode)
+    return key_name(pc, mode)
 
 
 def _fill_chords_progression(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
@@ -388,27 +357,6 @@ def _fill_chords_common(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
                  StatedFacts(chords=common))
 
 
-_MAJOR_DEGREES = {0: "I", 2: "II", 4: "III", 5: "IV", 7: "V", 9: "VI", 11: "VII"}
-_MINOR_DEGREES = {0: "I", 2: "II", 3: "III", 5: "IV", 7: "V", 8: "VI", 10: "VII"}
-
-
-def roman_numeral(label: str, *, key: str) -> str | None:
-    """Harte chord → Roman numeral in ``key`` (upper case major, lower case minor); None for
-    chords whose root is not a scale degree (chromatic chords are not named by rule)."""
-    parsed = parse_chord(label)
-    if parsed is None:
-        return None
-    root, quality = parsed
-    if quality not in ("maj", "min"):
-        return None
-    tonic, mode = parse_key(key)
-    degrees = _MAJOR_DEGREES if mode == "major" else _MINOR_DEGREES
-    numeral = degrees.get((root - tonic) % 12)
-    if numeral is None:
-        return None
-    return numeral if quality == "maj" else numeral.lower()
-
-
 def _fill_chords_roman(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
     bars = _progression(f)
     if not bars or f.key is None or (f.key_confidence or 0) < FIRM_KEY_CONFIDENCE:
@@ -417,7 +365,7 @@ def _fill_chords_roman(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
     if any(n is None for n in numerals):
         return None
     pc, mode = parse_key(f.key)
-    key = _key_name(pc, mode)
+    key = key_name(pc, mode)
     return _Fill("answer", {"numerals": " – ".join(n for n in numerals if n), "key": key,
                             "progression": " – ".join(_spelled(bars, f.key))},
                  StatedFacts(key=key, chords=list(dict.fromkeys(bars))))

@@ -18,7 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from qagen.augment.chords import note_name, parse_chord, parse_key, pitch_class
+from qagen.music import note_name, parse_chord, parse_key, pitch_class
 from qagen.records.clip import Clip
 from qagen.records.features import ClipFeatures, FeatureStatus, TempoAgreement
 from qagen.records.qa import GenerateReason, QAItem, QAKind
@@ -719,3 +719,25 @@ def count_claims(item: QAItem) -> int:
     keys, chords = _harmony_claims(item.answer, kind=item.kind)
     return (sum(len(_bpm_claims(s)) for s in sentences) + len(keys) + len(chords)
             + len(_meter_claims(item.answer)))
+
+
+def stated_tempi(answer: str) -> list[float]:
+    """The single BPM values an answer states (ranges and bounds left out), in order."""
+    return [lo for s in _sentences(answer) for lo, hi, _ in _bpm_claims(s) if lo == hi]
+
+
+def stated_keys(answer: str, *, kind: QAKind | None = None) -> list[tuple[int, str]]:
+    """The keys an answer names with tonic and mode, as (pitch class, mode), in order."""
+    keys, _ = _harmony_claims(answer, kind=kind)
+    return [(k.pc, k.mode) for k in keys if k.pc is not None and k.mode is not None]
+
+
+def stated_chords(answer: str, *, kind: QAKind | None = None) -> list[tuple[int, str]]:
+    """The chords an answer names, as (pitch class, maj/min), in order."""
+    _, chords = _harmony_claims(answer, kind=kind)
+    return [(c.pc, c.quality) for c in chords]
+
+
+def stated_meters(answer: str) -> list[int]:
+    """Beats per bar of every meter an answer states, in order."""
+    return [beats for beats, _, _ in _meter_claims(answer)]

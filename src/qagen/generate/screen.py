@@ -17,12 +17,12 @@ from qagen.generate.filters import check_cut_off, check_junk, check_kind, check_
 from qagen.generate.gate import INSTRUMENT_WORDS, check_quality
 from qagen.generate.grounding import (
     Finding,
-    _bpm_claims,
-    _harmony_claims,
-    _meter_claims,
-    _sentences,
     count_claims,
     ground_pair,
+    stated_chords,
+    stated_keys,
+    stated_meters,
+    stated_tempi,
 )
 from qagen.records import Clip, ClipFeatures
 from qagen.records.qa import GenerateReason, QAItem, QAKind, StatedFacts
@@ -77,21 +77,18 @@ def facts_kept(facts: StatedFacts, item: QAItem, *, source_answer: str | None = 
         return f"the loudness ({loudness_word(facts.loudness_lufs)}) is no longer stated"
     if facts.duration_s is not None and f"{facts.duration_s:.0f}" not in answer:
         return f"the duration ({facts.duration_s:.0f} s) is no longer stated"
-    stated = [c for s in _sentences(answer) for c in _bpm_claims(s)]
+    stated = stated_tempi(answer)
     for bpm in (facts.tempo_bpm, facts.tempo_alt_bpm):
-        if bpm is not None and not any(abs(lo / bpm - 1) <= 0.04 for lo, hi, _ in stated
-                                       if lo == hi):
+        if bpm is not None and not any(abs(x / bpm - 1) <= 0.04 for x in stated):
             return f"the tempo {bpm:.0f} BPM is no longer stated"
     if source_answer is not None and "lufs" in source_answer.lower() and "lufs" not in low:
         return "the loudness unit (LUFS) is no longer stated"
-    if facts.key is not None:
-        keys, _ = _harmony_claims(answer, kind=QAKind.key)
-        if not any(k.pc is not None and k.mode is not None for k in keys):
-            return f"the key {facts.key} is no longer stated"
-    if facts.meter is not None and item.kind is QAKind.rhythm and not _meter_claims(answer):
+    if facts.key is not None and not stated_keys(answer, kind=QAKind.key):
+        return f"the key {facts.key} is no longer stated"
+    if facts.meter is not None and item.kind is QAKind.rhythm and not stated_meters(answer):
         return f"the meter ({facts.meter} beats per bar) is no longer stated"
     if facts.chords:
-        _, chords = _harmony_claims(answer, kind=QAKind.harmony)
+        chords = stated_chords(answer, kind=QAKind.harmony)
         if len(chords) < len(facts.chords):
             return f"{len(facts.chords)} chords stated, {len(chords)} kept"
     for name in (*facts.instruments, *facts.genres, *facts.moods):

@@ -303,7 +303,7 @@ def _finding(gen: _Generator, clip: Clip, features: ClipFeatures | None, item: Q
     return found
 
 
-def _record(gen: _Generator, clip: Clip, item: QAItem, *, template_id: str,
+def _record(clip: Clip, item: QAItem, *, template_id: str,
             template_version: str, template_hash: str, backend: str, model_id: str,
             sampling: str, seed: int, attempt: int, request_id: str, raw_output: str,
             created_at: str | None, res: GenResult | None, claims: int,
@@ -358,7 +358,7 @@ def _screen(gen: _Generator, req: _Request, items: list[QAItem], res: GenResult,
                                            kind=item.kind.value))
             continue
         record = _record(
-            gen, clip, item, template_id=t.meta.id, template_version=t.meta.version,
+            clip, item, template_id=t.meta.id, template_version=t.meta.version,
             template_hash=t.content_hash, backend=gen.backend_config.backend,
             model_id=gen.model_id, sampling=req.gen.sampling.model_dump_json(),
             seed=req.gen.seed, attempt=req.attempt, request_id=req.gen.request_id,
@@ -403,7 +403,7 @@ def _facts_record(gen: _Generator, book: Phrasebook, clip: Clip, features: ClipF
                                        raw_output=facts_json))
         return None
     seen_questions.append(item.question)
-    record = _record(gen, clip, item, template_id=book.id, template_version=book.version,
+    record = _record(clip, item, template_id=book.id, template_version=book.version,
                      template_hash=book.content_hash, backend=FACTS_BACKEND,
                      model_id=FACTS_MODEL, sampling="{}", seed=gen.config.seed, attempt=1,
                      request_id=request_id, raw_output=facts_json, created_at=None, res=None,

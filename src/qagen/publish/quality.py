@@ -10,6 +10,7 @@ and twenty random accepted pairs exactly as they are.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import re
 import statistics
@@ -18,9 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from qagen.publish.stats import read_columns
 from qagen.records.qa import GateCalibration
 from qagen.workdir import WorkDir
 
@@ -72,11 +73,9 @@ class QualityStats(BaseModel):
         return n / self.pairs if self.pairs else 0.0
 
 
-def _read(path: Path, columns: list[str]) -> list[dict[str, Any]]:
-    names = set(pq.ParquetFile(path).schema_arrow.names)
-    table = pq.read_table(path, columns=[c for c in columns if c in names])
-    rows = table.to_pylist()
-    return [{c: row.get(c) for c in columns} for row in rows]
+def _rows(path: Path, columns: list[str]) -> list[dict[str, Any]]:
+    data = read_columns(path, columns)
+    return [dict(zip(columns, values, strict=True)) for values in zip(*data.values(), strict=True)]
 
 
 def _distinct(answers: list[str], n: int) -> float:
@@ -109,11 +108,11 @@ def collect_quality(work: WorkDir, *, samples: int = 20, seed: int = 0) -> Quali
     templates: Counter[str] = Counter()
     answers: list[str] = []
     judge_scores: list[float] = []
-    ranked: list[tuple[bytes, SamplePair]] = []
+    ranked: list[tuple[bytes, str, SamplePair]] = []
     cols = ["qa_id", "kind", "question_form", "template_id", "question", "answer", "facts",
             "claims_checked", "verified", "judge"]
     for path in sorted((work.root / "qa").glob("qa-*.parquet")):
-        for row in _read(path, cols):
+        for row in _rows(path, cols):
             q.pairs += 1
             kinds[row["kind"]] += 1
             forms[row["question_form"] or "open"] += 1
@@ -131,11 +130,15 @@ def collect_quality(work: WorkDir, *, samples: int = 20, seed: int = 0) -> Quali
                                 template_id=row["template_id"], question=row["question"],
                                 answer=row["answer"])
             key = hashlib.blake2b(f"{seed}\x1f{row['qa_id']}".encode(), digest_size=8).digest()
-            ranked.append((key, sample))
-            ranked = sorted(ranked, key=lambda x: x[0])[:samples]
+            # A bounded max-heap (keys negated) of the ``samples`` smallest keys so far.
+            entry = (bytes(255 - b for b in key), sample.qa_id, sample)
+            if len(ranked) < samples:
+                heapq.heappush(ranked, entry)
+            elif samples:
+                heapq.heappushpop(ranked, entry)
     q.by_kind, q.by_form = dict(kinds.most_common()), dict(forms.most_common())
     q.by_template = dict(templates.most_common())
-    q.sample = [s for _, s in ranked]
+    q.sample = [s for _, _, s in sorted(ranked, reverse=True)]
     q.judged = len(judge_scores)
     q.judge_mean = round(statistics.fmean(judge_scores), 3) if judge_scores else None
     if answers:
@@ -149,7 +152,7 @@ def collect_quality(work: WorkDir, *, samples: int = 20, seed: int = 0) -> Quali
         q.repeated_answer_rate = round(sum(n for n in norm.values() if n > 1) / len(answers), 4)
     gate: Counter[str] = Counter()
     for path in sorted((work.root / "qa_rejected").glob("*.parquet")):
-        for row in _read(path, ["reason"]):
+        for row in _rows(path, ["reason"]):
             reason = row["reason"]
             if reason.startswith(GATE_PREFIX) or reason in GATE_EXTRA:
                 gate[reason] += 1

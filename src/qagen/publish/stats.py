@@ -83,7 +83,8 @@ class WorkStats(BaseModel):
         return self.total_clips > 0 and self.demo_clips == self.total_clips
 
 
-def _columns(path: Path, wanted: list[str]) -> dict[str, list]:  # type: ignore[type-arg]
+def read_columns(path: Path, wanted: list[str]) -> dict[str, list]:  # type: ignore[type-arg]
+    """The ``wanted`` columns of one parquet shard (None-filled where a column is absent)."""
     names = set(pq.ParquetFile(path).schema_arrow.names)
     table = pq.read_table(path, columns=[c for c in wanted if c in names])
     return {c: (table.column(c).to_pylist() if c in names else [None] * table.num_rows)
@@ -108,7 +109,7 @@ def collect_stats(work: WorkDir) -> WorkStats:
     licenses: Counter[tuple[str, str]] = Counter()
     demo_sources = _demo_sources(work)
     for path in work.manifest_shards("clips").values():
-        cols = _columns(path, ["source", "split", "audio_status", "license", "artist"])
+        cols = read_columns(path, ["source", "split", "audio_status", "license", "artist"])
         for source, split, status, lic, artist in zip(*cols.values(), strict=True):
             clips[(source, hub_split(split))] += 1
             audio[status] += 1
@@ -121,7 +122,8 @@ def collect_stats(work: WorkDir) -> WorkStats:
     status: Counter[str] = Counter()
     versions: dict[str, str] = {}
     for path in work.manifest_shards("features").values():
-        cols = _columns(path, ["status", "tempo_bpm", "key", "duration_s", "extractor_versions"])
+        cols = read_columns(path, ["status", "tempo_bpm", "key", "duration_s",
+                                   "extractor_versions"])
         for st, tempo, key, dur, ev in zip(*cols.values(), strict=True):
             status[st] += 1
             if tempo is not None:
@@ -138,7 +140,7 @@ def collect_stats(work: WorkDir) -> WorkStats:
     templates: Counter[tuple[str, str, str]] = Counter()
     backends, models, sampling = set(), set(), set()
     for path in sorted((work.root / "qa").glob("qa-*.parquet")):
-        cols = _columns(path, ["source", "split", "kind", "answer", "template_id",
+        cols = read_columns(path, ["source", "split", "kind", "answer", "template_id",
                                "template_version", "template_hash", "backend", "model_id",
                                "sampling", "completion_tokens"])
         for row in zip(*cols.values(), strict=True):
@@ -167,10 +169,10 @@ def collect_rejections(work: WorkDir) -> dict[str, dict[str, int]]:
     """
     counts: Counter[tuple[str, str]] = Counter()
     for path in sorted((work.root / "qa_rejected").glob("*.parquet")):
-        for reason in _columns(path, ["reason"])["reason"]:
+        for reason in read_columns(path, ["reason"])["reason"]:
             counts[("generate", reason)] += 1
     for path in sorted(work.rejects.glob("*.parquet")):
-        cols = _columns(path, ["stage", "reason", "kept"])
+        cols = read_columns(path, ["stage", "reason", "kept"])
         for stage, reason, kept in zip(*cols.values(), strict=True):
             counts[(stage, f"{reason} (kept)" if kept else reason)] += 1
     return _nested(counts)
