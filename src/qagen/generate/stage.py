@@ -14,24 +14,27 @@ import hashlib
 import json
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, ValidationError
 
 from qagen.audio import sha256_file
 from qagen.config import GenerateConfig
-from qagen.errors import ConfigError
+from qagen.errors import BackendError, ConfigError
 from qagen.generate.backends import (
     Backend,
     BackendConfig,
     GenRequest,
     GenResult,
+    RequestQueue,
     SamplingConfig,
     load_backend,
+    stream_results,
 )
 from qagen.generate.cache import RequestCache, request_key
 from qagen.generate.context import build_context
@@ -50,6 +53,7 @@ from qagen.generate.grounding import Finding
 from qagen.generate.prompts import Template, load_templates, render_messages
 from qagen.generate.screen import screen_pair
 from qagen.manifest import read_records, write_json_atomic, write_records
+from qagen.progress import Progress, ProgressSink, log_sink
 from qagen.records import AudioStatus, Clip, ClipFeatures, FeatureStatus
 from qagen.records.qa import (
     OUTPUT_MODELS,
@@ -218,28 +222,13 @@ class _Generator:
                         GenRequest(request_id=key, messages=messages, json_schema=schema,
                                    sampling=sampling, seed=seed), attempt, source)
 
-    def fetch(self, todo: list[_Request]) -> list[tuple[GenResult, str]]:
-        """Completions for ``todo`` in order: from the cache, else from the backend."""
-        out: dict[str, tuple[GenResult, str]] = {}
-        missing = []
-        for req in todo:
-            hit = self.cache.get(req.gen.request_id)
-            if hit is not None:
-                out[req.gen.request_id] = (hit.result, hit.created_at)
-                self.report.cache_hits += 1
-            else:
-                missing.append(req.gen)
-        for start in range(0, len(missing), self.config.request_batch):
-            batch = missing[start:start + self.config.request_batch]
-            t0 = time.perf_counter()
-            results = self.backend.generate(batch)
-            self.report.backend_seconds += time.perf_counter() - t0
-            created = _now()
-            for res in results:
-                self.cache.put(res, created_at=created)
-                out[res.request_id] = (res, created)
-                self.report.generated += 1
-        return [out[r.gen.request_id] for r in todo]
+    def cached(self, req: _Request) -> tuple[GenResult, str] | None:
+        """The cached completion of a request (counted as a hit), or None."""
+        hit = self.cache.get(req.gen.request_id)
+        if hit is None:
+            return None
+        self.report.cache_hits += 1
+        return hit.result, hit.created_at
 
 
 def _items(req: _Request, parsed: BaseModel) -> list[QAItem] | GenerateReason:
@@ -476,74 +465,233 @@ def _initial_requests(gen: _Generator, clips: list[Clip], features: dict[str, Cl
     return todo
 
 
-def _run_group(
-    gen: _Generator, group: list[tuple[str, list[Clip], dict[str, ClipFeatures]]]
-) -> dict[str, _ShardOut]:
-    """Generate for several shards at once, so the backend sees large batches even when
-    shards are small (continuous batching needs many requests in flight)."""
-    outs = {key: _ShardOut(clips={c.clip_id: c for c in clips}, features=feats)
-            for key, clips, feats in group}
-    questions: dict[str, list[str]] = {}
-    todo: list[tuple[str, _Request]] = []
-    for key, clips, feats in group:
-        todo += [(key, r) for r in _initial_requests(gen, clips, feats, outs[key], questions)]
-    gen.report.requests += len(todo)
-    for attempt in range(1, gen.config.max_attempts + 1):
-        if not todo:
-            break
-        retry: list[tuple[str, _Request]] = []
-        results = gen.fetch([req for _, req in todo])
-        for (key, req), (res, created) in zip(todo, results, strict=True):
-            out = outs[key]
+@dataclass
+class _Settled:
+    """A request's last completion and what parsing made of it."""
+
+    attempt: int
+    index: int
+    req: _Request
+    res: GenResult
+    created: str
+    parsed: list[QAItem] | tuple[GenerateReason, str]
+
+
+@dataclass
+class _Shard:
+    """One shard in flight: its requests are answered in any order, then screened in order."""
+
+    key: str
+    fingerprint: str
+    n_clips: int
+    out: _ShardOut
+    questions: dict[str, list[str]] = field(default_factory=dict)
+    pending: int = 0
+    opening: bool = True
+    judging: bool = False
+    settled: list[_Settled] = field(default_factory=list)
+    judged: list[tuple[int, _Request, GenResult]] = field(default_factory=list)
+
+
+class _Run:
+    """One generate run: a rolling window of shards whose requests share one backend stream.
+
+    Why a window and not a batch per call: completions are read (and cached) the moment
+    they exist, a failed parse is retried by putting a new request into the running queue,
+    and the next shard's requests are added while the backend still has work, so it never
+    drains between batches. A shard is written once all its requests are answered; it is
+    screened in (attempt, request) order, so its output does not depend on completion order.
+    """
+
+    def __init__(self, gen: _Generator, todo: list[tuple[str, str]], *,
+                 on_shard: Callable[[str], None] | None, progress: Progress) -> None:
+        self.gen = gen
+        self.todo = deque(todo)  # (shard key, fingerprint) not yet admitted
+        self.on_shard = on_shard
+        self.progress = progress
+        self.queue = RequestQueue()
+        self.inflight: dict[str, tuple[_Shard, _Request, int]] = {}
+        self.clip_shards = gen.work.manifest_shards("clips")
+        self.feature_shards = gen.work.manifest_shards("features")
+        self.clips_left = sum(_row_count(self.clip_shards[k], gen.config.max_clips_per_shard)
+                              for k, _ in todo)
+        self.clips_seen = 0
+        self.submitted = 0
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Admit shards, stream their requests through the backend, write each when done."""
+        self._fill()
+        while len(self.queue):
+            t0 = time.perf_counter()
+            results = _timed(stream_results(self.gen.backend, self.queue,
+                                            chunk=self.gen.config.request_batch), self.gen.report)
+            for res in results:
+                entry = self.inflight.pop(res.request_id, None)
+                if entry is None:
+                    raise BackendError(f"backend returned a result for unknown request "
+                                       f"{res.request_id}")
+                shard, req, index = entry
+                shard.pending -= 1
+                created = _now()
+                self.gen.cache.put(res, created_at=created)
+                self.gen.report.generated += 1
+                self._resolve(shard, req, index, res, created, fresh=True)
+                self._fill()
+            log.debug("generate: stream drained after %.1f s", time.perf_counter() - t0)
+            for rid, (shard, req, index) in list(self.inflight.items()):
+                del self.inflight[rid]  # a backend that broke its contract: record, go on
+                shard.pending -= 1
+                self._resolve(shard, req, index, _unanswered(req), _now(), fresh=True)
+            self._fill()
+
+    def _fill(self) -> None:
+        """Admit shards while fewer than ``request_batch`` requests are outstanding."""
+        while self.todo and len(self.inflight) < self.gen.config.request_batch:
+            key, fingerprint = self.todo.popleft()
+            self._admit(key, fingerprint)
+
+    def _admit(self, key: str, fingerprint: str) -> None:
+        gen = self.gen
+        clips = read_records(self.clip_shards[key], Clip)
+        if gen.config.max_clips_per_shard is not None:
+            clips = clips[: gen.config.max_clips_per_shard]
+        feats_path = self.feature_shards.get(key)
+        feats = {f.clip_id: f for f in read_records(feats_path, ClipFeatures)} if feats_path else {}
+        shard = _Shard(key, fingerprint, len(clips),
+                       _ShardOut(clips={c.clip_id: c for c in clips}, features=feats))
+        requests = _initial_requests(gen, clips, feats, shard.out, shard.questions)
+        gen.report.requests += len(requests)
+        self.clips_left -= len(clips)
+        self.clips_seen += len(clips)
+        for index, req in enumerate(requests):
+            self._submit(shard, req, index)
+        shard.opening = False
+        self._estimate_total()
+        if shard.pending == 0:
+            self._settle(shard)
+
+    def _submit(self, shard: _Shard, req: _Request, index: int) -> None:
+        """Answer from the cache at once, else queue the request for the backend."""
+        self.submitted += 1
+        hit = self.gen.cached(req)
+        if hit is not None:
+            self._resolve(shard, req, index, *hit, fresh=False)
+            return
+        if req.gen.request_id in self.inflight:  # the same request twice: answer both alike
+            log.warning("generate: request %s queued twice", req.gen.request_id)
+        self.inflight[req.gen.request_id] = (shard, req, index)
+        self.queue.put(req.gen)
+        shard.pending += 1
+
+    def _resolve(self, shard: _Shard, req: _Request, index: int, res: GenResult,
+                 created: str, *, fresh: bool) -> None:
+        gen = self.gen
+        self.progress.advance(1, tokens=(res.completion_tokens or 0) if fresh else 0)
+        if shard.judging:
+            shard.judged.append((index, req, res))
+        else:
             gen.report.prompt_tokens += res.prompt_tokens or 0
             gen.report.completion_tokens += res.completion_tokens or 0
             parsed = _parse(req, res)
-            if isinstance(parsed, tuple):
-                reason, detail = parsed
-                if reason in _RETRYABLE and attempt < gen.config.max_attempts:
-                    retry.append((key, gen.request(req.clip, req.features, req.template,
-                                                   attempt=attempt + 1,
-                                                   messages=req.gen.messages,
-                                                   source=req.source)))
-                    continue
-                out.rejected.append(QARejected(
-                    clip_id=req.clip.clip_id, source=req.clip.source,
-                    template_id=req.template.meta.id, reason=reason, detail=detail,
-                    attempt=attempt, request_id=req.gen.request_id, raw_output=res.text))
-                continue
-            if attempt == 1:
-                gen.report.responses_valid_first_try += 1
-            _screen(gen, req, parsed, res, created, out,
-                    questions.setdefault(req.clip.clip_id, []))
-        todo = retry
-    if gen.judge is not None:
-        _judge(gen, outs)
-    return outs
+            if (isinstance(parsed, tuple) and parsed[0] in _RETRYABLE
+                    and req.attempt < gen.config.max_attempts):
+                retry = gen.request(req.clip, req.features, req.template, attempt=req.attempt + 1,
+                                    messages=req.gen.messages, source=req.source)
+                self._submit(shard, retry, index)
+            else:
+                if req.attempt == 1 and not isinstance(parsed, tuple):
+                    gen.report.responses_valid_first_try += 1
+                shard.settled.append(_Settled(req.attempt, index, req, res, created, parsed))
+        if not shard.opening and shard.pending == 0:
+            self._settle(shard)
+
+    def _settle(self, shard: _Shard) -> None:
+        """Every request of the shard's current phase is answered: screen, judge, write."""
+        gen = self.gen
+        if not shard.judging:
+            for s in sorted(shard.settled, key=lambda s: (s.attempt, s.index)):
+                if isinstance(s.parsed, tuple):
+                    reason, detail = s.parsed
+                    shard.out.rejected.append(QARejected(
+                        clip_id=s.req.clip.clip_id, source=s.req.clip.source,
+                        template_id=s.req.template.meta.id, reason=reason, detail=detail,
+                        attempt=s.attempt, request_id=s.req.gen.request_id,
+                        raw_output=s.res.text))
+                else:
+                    _screen(gen, s.req, s.parsed, s.res, s.created, shard.out,
+                            shard.questions.setdefault(s.req.clip.clip_id, []))
+            shard.settled.clear()
+            if gen.judge is not None:
+                shard.judging = shard.opening = True
+                for i, req in _judge_requests(gen, shard.out):
+                    self._submit(shard, req, i)
+                shard.opening = False
+                self._estimate_total()
+                if shard.pending == 0:
+                    self._settle(shard)
+                return
+        else:
+            _apply_judge(gen, shard.out, sorted(shard.judged, key=lambda j: j[0]))
+        _write_shard(gen.work, shard.key, shard.fingerprint, shard.out, clips=shard.n_clips,
+                     report=gen.report)
+        if self.on_shard is not None:
+            self.on_shard(shard.key)
+
+    def _estimate_total(self) -> None:
+        """Requests so far plus the clips not yet admitted at the rate seen so far."""
+        rate = self.submitted / self.clips_seen if self.clips_seen else 0.0
+        self.progress.set_total(self.submitted + round(rate * max(self.clips_left, 0)))
 
 
-def _judge(gen: _Generator, outs: dict[str, _ShardOut]) -> None:
-    """Score accepted pairs with the LLM judge; store the scores, drop those below the bar.
+def _row_count(path: Path, limit: int | None) -> int:
+    rows = pq.ParquetFile(path).metadata.num_rows
+    return rows if limit is None else min(rows, limit)
 
-    One request per pair through the same backend and cache; a judge reply that does not
-    parse leaves the pair unjudged (``judge`` None) rather than dropping it.
-    """
+
+def _timed(results: Iterator[GenResult], report: GenerateReport) -> Iterator[GenResult]:
+    """Yield from ``results``, adding the time spent inside the backend to the report."""
+    while True:
+        t0 = time.perf_counter()
+        try:
+            res = next(results)
+        except StopIteration:
+            report.backend_seconds += time.perf_counter() - t0
+            return
+        report.backend_seconds += time.perf_counter() - t0
+        yield res
+
+
+def _unanswered(req: _Request) -> GenResult:
+    return GenResult(request_id=req.gen.request_id, text="", finish_reason="error",
+                     error="the backend returned no result for this request")
+
+
+def _judge_requests(gen: _Generator, out: _ShardOut) -> list[tuple[int, _Request]]:
+    """One judge request per accepted pair (facts pairs only with ``judge_facts``)."""
     judge = gen.judge
     if judge is None:
-        return
-    todo: list[tuple[str, int, _Request]] = []
-    for key, out in outs.items():
-        for i, rec in enumerate(out.records):
-            if rec.template_id == FACTS_TEMPLATE and not gen.config.judge_facts:
-                continue
-            clip = out.clips[rec.clip_id]
-            todo.append((key, i, gen.request(clip, out.features.get(rec.clip_id), judge,
-                                             attempt=1, source=rec)))
-    if not todo:
-        return
-    results = gen.fetch([req for _, _, req in todo])
-    drop: dict[str, set[int]] = {}
-    for (key, i, req), (res, _) in zip(todo, results, strict=True):
-        out = outs[key]
+        return []
+    todo = []
+    for i, rec in enumerate(out.records):
+        if rec.template_id == FACTS_TEMPLATE and not gen.config.judge_facts:
+            continue
+        clip = out.clips[rec.clip_id]
+        todo.append((i, gen.request(clip, out.features.get(rec.clip_id), judge, attempt=1,
+                                    source=rec)))
+    return todo
+
+
+def _apply_judge(gen: _Generator, out: _ShardOut,
+                 judged: list[tuple[int, _Request, GenResult]]) -> None:
+    """Store the judge's scores on the pairs, drop those below the bar.
+
+    A judge reply that does not parse leaves the pair unjudged (``judge`` None) rather than
+    dropping it.
+    """
+    drop: set[int] = set()
+    for i, req, res in judged:
         try:
             scores = JudgeScores.model_validate_json(res.text)
         except ValidationError:
@@ -551,7 +699,7 @@ def _judge(gen: _Generator, outs: dict[str, _ShardOut]) -> None:
         gen.report.judged += 1
         rec = out.records[i]
         if scores.mean < gen.config.judge_min_score:
-            drop.setdefault(key, set()).add(i)
+            drop.add(i)
             out.rejected.append(QARejected(
                 clip_id=rec.clip_id, source=rec.source, template_id=rec.template_id,
                 reason=GenerateReason.judge_low,
@@ -560,8 +708,7 @@ def _judge(gen: _Generator, outs: dict[str, _ShardOut]) -> None:
                 question=rec.question, answer=rec.answer, kind=rec.kind.value,
                 request_id=req.gen.request_id, raw_output=res.text))
         out.records[i] = rec.model_copy(update={"judge": scores, "judge_model": gen.model_id})
-    for key, idx in drop.items():
-        outs[key].records = [r for i, r in enumerate(outs[key].records) if i not in idx]
+    out.records = [r for i, r in enumerate(out.records) if i not in drop]
 
 
 def generate(
@@ -569,8 +716,9 @@ def generate(
     backend_config: BackendConfig | None = None, backend: Backend | None = None,
     cache: bool = True, shard_keys: list[str] | None = None,
     on_shard: Callable[[str], None] | None = None,
+    progress: Sequence[ProgressSink] = (),
 ) -> GenerateReport:
-    """Generate QA pairs for every clip shard of ``work`` (resumable, cached).
+    """Generate QA pairs for every clip shard of ``work`` (resumable, cached, streaming).
 
     Parameters
     ----------
@@ -579,7 +727,14 @@ def generate(
     backend
         An already-loaded backend to use instead (benchmarks, tests, long-lived workers).
     cache
-        Reuse raw completions from ``cache/generate/`` (re-parsing is always done).
+        Reuse raw completions from ``cache/generate/`` (re-parsing is always done). Each
+        completion is cached the moment it exists, so a killed run loses only the requests
+        in flight.
+    shard_keys
+        Only these shards (the flow's per-shard tasks); default every shard, and then the
+        outputs of shards that no longer exist are removed.
+    progress
+        Sinks for requests done/total, tokens/s and ETA (a log line every 30 s is added).
     """
     t0 = time.perf_counter()
     config = config or GenerateConfig()
@@ -590,46 +745,48 @@ def generate(
         raise ConfigError(f"no clip manifest in {work.root}; run `qagen ingest` first")
     feature_shards = work.manifest_shards("features")
     keys = list(clip_shards) if shard_keys is None else shard_keys
-    group: list[tuple[str, list[Clip], dict[str, ClipFeatures]]] = []
-    fingerprints: dict[str, str] = {}
-    group_size = 0
-
-    def flush() -> None:
-        for key, result in _run_group(gen, group).items():
-            _write_shard(work, key, fingerprints[key], result,
-                         clips=next(len(c) for k, c, _ in group if k == key), report=gen.report)
-            if on_shard is not None:
-                on_shard(key)
-        group.clear()
-
+    unknown = [k for k in keys if k not in clip_shards]
+    if unknown:
+        raise ConfigError(f"no clip shard {unknown[0]!r} in {work.root}")
+    todo: list[tuple[str, str]] = []
     for key in keys:
-        clips_path, feats_path = clip_shards[key], feature_shards.get(key)
-        fingerprint = gen.fingerprint(clips_path, feats_path)
+        fingerprint = gen.fingerprint(clip_shards[key], feature_shards.get(key))
         meta = shard_done(work.marker(STAGE, key), fingerprint, work.qa_shard(key))
         gen.report.shards += 1
         if meta is not None:
             gen.report.shards_reused += 1
             _add_counts(gen.report, meta)
-            continue
-        clips = read_records(clips_path, Clip)
-        if config.max_clips_per_shard is not None:
-            clips = clips[: config.max_clips_per_shard]
-        feats = {f.clip_id: f for f in read_records(feats_path, ClipFeatures)} if feats_path else {}
-        fingerprints[key] = fingerprint
-        group.append((key, clips, feats))
-        group_size += len(clips) * len(gen.templates)
-        if group_size >= config.request_batch:
-            flush()
-            group_size = 0
-    if group:
-        flush()
-    if gen._backend is not None and backend is None:
-        gen._backend.close()
+        else:
+            todo.append((key, fingerprint))
+    tracker = Progress(STAGE, unit="requests", sinks=[log_sink(logger=log), *progress])
+    try:
+        _Run(gen, todo, on_shard=on_shard, progress=tracker).run()
+    finally:
+        tracker.close()
+        if gen._backend is not None and backend is None:
+            gen._backend.close()
+    if shard_keys is None:
+        _remove_orphans(work, keep=set(clip_shards))
     gen.report.backend_seconds = round(gen.report.backend_seconds, 3)
     gen.report.seconds = round(time.perf_counter() - t0, 3)
     log.info("generate: %d shards (%d reused), %d accepted, rejected %s", gen.report.shards,
              gen.report.shards_reused, gen.report.accepted, gen.report.rejected)
     return gen.report
+
+
+def _remove_orphans(work: WorkDir, *, keep: set[str]) -> None:
+    """Pairs of shards whose clips are gone (a re-ingest dropped them) are removed, so train
+    and publish never read them."""
+    for folder, prefix in ((work.qa_shard("x").parent, "qa-"),
+                           (work.qa_rejected_shard("x").parent, "qa_rejected-")):
+        for path in folder.glob(f"{prefix}*.parquet"):
+            key = path.stem[len(prefix):]
+            if key not in keep:
+                log.info("generate: removing %s (its clip shard is gone)", path.name)
+                path.unlink(missing_ok=True)
+    for key, marker in work.markers(STAGE).items():
+        if key not in keep:
+            marker.unlink(missing_ok=True)
 
 
 def _write_shard(work: WorkDir, key: str, fingerprint: str, result: _ShardOut, *, clips: int,

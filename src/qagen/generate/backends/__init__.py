@@ -7,6 +7,8 @@ validation: the stage does that identically for all of them.
 from __future__ import annotations
 
 import importlib
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,8 +80,43 @@ class BackendConfig(BaseModel):
     timeout_s: float = Field(default=120.0, gt=0)
 
 
+class RequestQueue:
+    """Requests waiting for a backend, fed by the stage while the backend runs.
+
+    Why a queue and not a list: the stage reads each completion the moment it exists, and a
+    request whose output must be retried (invalid JSON, truncated) is put back here at once,
+    so it joins the running batch instead of waiting for a second, slower one.
+    """
+
+    def __init__(self, requests: Iterable[GenRequest] = ()) -> None:
+        self._items: deque[GenRequest] = deque(requests)
+
+    def put(self, request: GenRequest) -> None:
+        """Add one request at the end."""
+        self._items.append(request)
+
+    def extend(self, requests: Iterable[GenRequest]) -> None:
+        """Add requests at the end, in order."""
+        self._items.extend(requests)
+
+    def take(self, n: int) -> list[GenRequest]:
+        """Remove and return up to ``n`` requests, oldest first."""
+        return [self._items.popleft() for _ in range(min(n, len(self._items)))]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class Backend(Protocol):
-    """What every backend class provides."""
+    """What every backend class provides.
+
+    ``stream`` is the engine: it takes requests from the queue as capacity frees up and
+    yields each result as soon as it is complete (any order, exactly one per request taken).
+    Between two yields the consumer may put more requests into the queue; ``stream`` takes
+    them in the same run and returns only when the queue is empty and nothing is in flight.
+    If the consumer closes the iterator early, requests in flight are abandoned and the
+    backend stays usable. ``generate`` is the batch-in, batch-out convenience over it.
+    """
 
     name: str
     extra: str  # the pip extra that installs its dependencies
@@ -89,9 +126,46 @@ class Backend(Protocol):
     @property
     def model_id(self) -> str: ...
 
+    def stream(self, queue: RequestQueue) -> Iterator[GenResult]: ...
+
     def generate(self, requests: list[GenRequest]) -> list[GenResult]: ...
 
     def close(self) -> None: ...
+
+
+def stream_results(backend: Backend, queue: RequestQueue, *, chunk: int) -> Iterator[GenResult]:
+    """``backend.stream(queue)``; for a third-party backend that has only ``generate``,
+    chunks of up to ``chunk`` requests through it (results then arrive chunk by chunk)."""
+    stream = getattr(backend, "stream", None)
+    if callable(stream):
+        yield from stream(queue)
+        return
+    while len(queue):
+        yield from backend.generate(queue.take(chunk))
+
+
+def generate_in_order(backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
+    """All results of ``backend.stream`` over ``requests``, in request order.
+
+    Raises
+    ------
+    BackendError
+        The backend yielded a result for no request taken, or none for one.
+    """
+    from qagen.errors import BackendError
+
+    index = {r.request_id: i for i, r in enumerate(requests)}
+    results: list[GenResult | None] = [None] * len(requests)
+    for result in backend.stream(RequestQueue(requests)):
+        i = index.get(result.request_id)
+        if i is None:
+            raise BackendError(f"{backend.name} returned a result for unknown request "
+                               f"{result.request_id}")
+        results[i] = result
+    missing = [r.request_id for r, res in zip(requests, results, strict=True) if res is None]
+    if missing:
+        raise BackendError(f"{backend.name} returned no result for {len(missing)} requests")
+    return [r for r in results if r is not None]
 
 
 def read_chat_template(path: str | None) -> str | None:
