@@ -27,12 +27,17 @@ from typing import Any
 
 import yaml
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import (
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 from task_runners import TaskRunnerSpec, make_task_runner, placed
 
 from qagen import stages
+from qagen.progress import ProgressSink, ProgressState
 from qagen.workdir import WorkDir
 
 #: Stages in pipeline order; a stage runs when ``STEPS`` has a step and ``qagen.stages`` has it.
@@ -87,6 +92,23 @@ def augment_shard(work_dir: str, shard_key: str, workers: int) -> dict[str, Any]
     return report.model_dump(mode="json")
 
 
+def prefect_progress(key: str, *, every_s: float = 30.0) -> ProgressSink:
+    """A progress sink for a long task: a Prefect progress artifact (percent done) and a
+    run-log line (done/total, tokens/s, ETA), at most every ``every_s`` seconds."""
+    artifact: list[Any] = []
+
+    def post(state: ProgressState) -> None:
+        percent = 100.0 * state.done / state.total if state.total else 0.0
+        get_run_logger().info("%s", state.describe())
+        if not artifact:
+            artifact.append(create_progress_artifact(percent, key=key,
+                                                     description=state.describe()))
+        else:
+            update_progress_artifact(artifact[0], percent, description=state.describe())
+
+    return ProgressSink(post, every_s)
+
+
 @task(name="generate", cache_policy=NO_CACHE)
 def generate_all(work_dir: str, backend: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """Generate QA pairs over every shard with one backend instance (loaded once)."""
@@ -94,7 +116,8 @@ def generate_all(work_dir: str, backend: dict[str, Any], config: dict[str, Any])
     from qagen.generate.backends import BackendConfig
 
     report = stages.generate(WorkDir(Path(work_dir)), config=GenerateConfig(**config),
-                             backend_config=BackendConfig(**backend))
+                             backend_config=BackendConfig(**backend),
+                             progress=[prefect_progress("generate-progress")])
     return {**report.model_dump(mode="json"), "first_try_valid_rate": report.first_try_valid_rate}
 
 

@@ -13,7 +13,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from qagen.errors import ConfigError, QagenError
@@ -61,6 +68,27 @@ def _spinner(label: str, unit: str) -> Iterator[Callable[..., None]]:
                 progress.update(task, completed=completed)
 
         yield tick
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[Any]:
+    """A transient bar ``label ━━━ done/total unit · tok/s · ETA``; yields a progress sink
+    for a stage's ``progress=`` argument."""
+    from qagen.progress import ProgressSink, ProgressState, format_seconds
+
+    with Progress(SpinnerColumn(), TextColumn(f"[bold]{label}"), BarColumn(),
+                  MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task(label, total=None, rate="")
+
+        def update(state: ProgressState) -> None:
+            eta = state.eta_s
+            rate = " · ".join(x for x in (
+                f"{state.tokens_per_s:.0f} tok/s" if state.tokens else "",
+                f"ETA {format_seconds(eta)}" if eta else "") if x)
+            progress.update(task, completed=state.done, total=state.total or None, rate=rate)
+
+        yield ProgressSink(update, every_s=0.2)
 
 
 def _stage_table(title: str, report: Any, *, out_label: str, count_label: str) -> Table:
@@ -258,13 +286,9 @@ def generate(
         server_kind=server_kind,
         tensor_parallel_size=tensor_parallel_size,
     )
-    with _spinner("generate", "shards") as tick:
+    with _progress_bar("generate") as sink:
         report = run_generate(
-            WorkDir(work),
-            config=cfg,
-            backend_config=bcfg,
-            cache=cache,
-            on_shard=lambda _k: tick(),
+            WorkDir(work), config=cfg, backend_config=bcfg, cache=cache, progress=[sink],
         )
     table = Table(
         title=f"generate ({report.seconds:.1f} s, backend {report.backend_seconds:.1f} s)"

@@ -27,7 +27,7 @@ def clip(**kw: object) -> Clip:
     base = dict(clip_id=Clip.make_id("mtt", "7", 0.0, None), source="mtt", source_id="7",
                 audio_path="a/b.mp3", start_s=0.0, tags=["guitar", "folk", "no vocals"],
                 genres=["folk"], instruments=["acoustic guitar"], moods=["calm"],
-                attributes={"vocals": "none"})
+                vocals=["none"])
     return Clip(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -115,12 +115,12 @@ def test_spelling_follows_the_key() -> None:
 
 def test_labels_are_read_per_source() -> None:
     musicnet = clip(instruments=["String Ensemble 1", "Piano"], tags=[], genres=["classical"],
-                    attributes={})
+                    vocals=[])
     assert instruments(musicnet) == ["string ensemble", "piano"]
-    caps = clip(instruments=[], tags=[], genres=[], moods=[], attributes={},
+    caps = clip(instruments=[], tags=[], genres=[], moods=[], vocals=[],
                 aspects=["pop", "female vocal", "electric guitar", "upbeat", "no drums"])
     assert instruments(caps) == ["electric guitar"] and vocals(caps) is True
-    contradicted = clip(tags=["no vocals", "singing"], attributes={})
+    contradicted = clip(tags=["no vocals", "singing"], vocals=[])
     assert vocals(contradicted) is None
     assert "vocals" not in by_topic(render_fact_pairs(contradicted, features(), book=BOOK))
 

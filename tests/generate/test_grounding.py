@@ -312,7 +312,7 @@ def test_chord_claims_without_measured_chords_are_rejected(features: ClipFeature
 
 # --------------------------------------------------------------------------- labels
 
-NO_VOCALS = make_clip(attributes={"vocals": "none"})
+NO_VOCALS = make_clip(vocals=["none"])
 
 
 @pytest.mark.parametrize(
@@ -337,10 +337,10 @@ def test_vocals_contradicting_the_labels(answer: str, expected: R | None) -> Non
 @pytest.mark.parametrize(
     ("clip", "absent"),
     [
-        (make_clip(attributes={"vocals": "none"}), True),
+        (make_clip(vocals=["none"]), True),
         (make_clip(tags=["guitar", "no vocals"]), True),
         (make_clip(aspects=["instrumental", "calm piano"]), True),
-        (make_clip(attributes={"vocals": "female,none"}), False),  # contradictory crowd tags
+        (make_clip(vocals=["female", "none"]), False),  # contradictory crowd tags
         (make_clip(tags=["no vocals", "singing"]), False),
         (make_clip(aspects=["instrumental", "male vocals"]), False),
         (make_clip(), False),  # unlabelled is not absent
@@ -364,12 +364,12 @@ def test_vocals_absent_needs_uncontradicted_labels(clip: Clip, absent: bool) -> 
     ],
 )
 def test_absent_instruments(answer: str, instruments: list[str], expected: R | None) -> None:
-    clip = make_clip(instruments=instruments, attributes={"absent_instruments": "drums,piano"})
+    clip = make_clip(instruments=instruments, absent_instruments=["drums", "piano"])
     assert reason(check_labels(answer, clip=clip)) == expected
 
 
 @pytest.mark.parametrize(
-    ("genres", "attributes", "answer", "expected"),
+    ("genres", "labels", "answer", "expected"),
     [
         (["Hip-Hop"], {}, "This is a classical piece for strings.", R.grounding_labels),
         (["Hip-Hop"], {}, "A hip hop beat with classical influences.", None),
@@ -380,14 +380,14 @@ def test_absent_instruments(answer: str, instruments: list[str], expected: R | N
         (["Classical"], {}, "A classical piece for solo piano.", None),
         (["Rock"], {}, "This is a classical piece.", None),  # rock is not exclusive
         (["Electronic"], {}, "This is a classical piece.", None),  # too broad a label
-        ([], {"not_genres": "classical"}, "This is a classical piece.", R.grounding_labels),
+        ([], {"not_genres": ["classical"]}, "This is a classical piece.", R.grounding_labels),
         ([], {}, "This is a classical piece.", None),
     ],
 )
 def test_genre_contradictions_only_when_unambiguous(
-    genres: list[str], attributes: dict[str, str], answer: str, expected: R | None
+    genres: list[str], labels: dict[str, list[str]], answer: str, expected: R | None
 ) -> None:
-    clip = make_clip(genres=genres, attributes=attributes)
+    clip = make_clip(genres=genres, **labels)
     assert reason(check_labels(answer, clip=clip)) == expected
 
 

@@ -99,19 +99,21 @@ def test_tags_are_normalised_with_synonyms_merged() -> None:
     assert set(bach.instruments) == {"harpsichord", "guitar"}
     assert bach.attributes["tempo_tag"] == "slow"
     # female / woman / female vocal merge; the contradicting "no vocals" stays visible.
-    assert clips["6"].attributes["vocals"] == "female,none"
+    assert clips["6"].vocals == ["female", "none"]
     assert set(clips["10"].genres) == {"techno", "electronic"}
     assert clips["10"].attributes["beat"] == "yes"
 
 
 def test_normalise_tags_vocabulary() -> None:
-    genres, instruments, moods, attributes = mtt.normalise_tags(
+    labels = mtt.normalise_tags(
         ["clasical", "classic", "violins", "fiddle", "quiet", "calm", "no voice", "fast",
-         "singing", "male vocal", "piano solo", "not a real tag"])
-    assert genres == ["classical"]
-    assert instruments == ["violin", "piano"]
-    assert moods == ["quiet", "calm"]
-    assert attributes == {"performers": "solo", "tempo_tag": "fast", "vocals": "male,none"}
+         "singing", "male vocal", "piano solo", "not a real tag", "no drums", "not rock"])
+    assert labels.genres == ["classical"]
+    assert labels.instruments == ["violin", "piano"]
+    assert labels.moods == ["quiet", "calm"]
+    assert labels.vocals == ["male", "none"]
+    assert labels.absent_instruments == ["drums"] and labels.not_genres == ["rock"]
+    assert labels.attributes == {"performers": "solo", "tempo_tag": "fast"}
 
 
 def test_every_top50_and_published_tag_is_covered() -> None:
@@ -182,7 +184,7 @@ def test_musicnn_layout(tmp_path: Path) -> None:
     clips, rejections = _run(tmp_path)
     assert set(clips) == {"2", "6", "10", "55753"}
     assert clips["6"].tags == ["female", "choral"]
-    assert clips["6"].attributes["vocals"] == "choir,female"
+    assert clips["6"].vocals == ["choir", "female"]
     assert clips["6"].attributes["tag_source"] == "val_gt_mtt.tsv"
     assert clips["2"].instruments == ["harpsichord"]
     assert clips["10"].tags == [] and "tag_source" not in clips["10"].attributes
@@ -226,7 +228,7 @@ def test_write_native_round_trip(tmp_path: Path) -> None:
         info = sf.info(str(tmp_path / clip.audio_path))
         assert (info.samplerate, info.channels) == (16000, 1)
         assert abs(info.duration - demo.duration_s) < 0.2
-    assert clips[ids["gamma"]].attributes["vocals"] == "female"
+    assert clips[ids["gamma"]].vocals == ["female"]
 
 
 # --- real published metadata (musicnn copy), skipped when absent -------------------------

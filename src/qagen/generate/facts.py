@@ -512,7 +512,7 @@ def vocals(clip: Clip) -> bool | None:
     """True / False when the labels say so without contradicting themselves, else None."""
     labels = [_norm_label(x) for x in (*clip.aspects, *clip.tags, *clip.genres,
                                        *clip.instruments)]
-    attr = {v.strip().lower() for v in clip.attributes.get("vocals", "").split(",") if v.strip()}
+    attr = {v.lower() for v in clip.vocals}
     none = attr == {"none"} or any(_NO_VOCALS.match(x) for x in labels)
     some = bool(attr - {"none"}) or any(
         _VOCAL.search(x) and not x.startswith("no ") for x in labels)

@@ -598,17 +598,13 @@ _GENRE_HEDGE = re.compile(
     re.I)
 
 
-def _csv_attribute(clip: Clip, name: str) -> set[str]:
-    return {v.strip().lower() for v in clip.attributes.get(name, "").split(",") if v.strip()}
-
-
 def vocals_absent(clip: Clip) -> bool:
     """True when the labels say "no vocals" and nothing in them says otherwise.
 
     Why both: crowd tags contradict each other (MTT tags ``no vocals`` next to ``singing``);
     only an uncontradicted absence is evidence enough to reject an answer.
     """
-    attr = _csv_attribute(clip, "vocals")
+    attr = {v.lower() for v in clip.vocals}
     labels = [s.lower() for s in (*clip.tags, *clip.aspects, *clip.instruments)]
     says_none = attr == {"none"} or any(label in _NO_VOCAL_LABELS for label in labels)
     says_some = bool(attr - {"none"}) or any(
@@ -638,7 +634,7 @@ def _check_vocals(answer: str, *, clip: Clip) -> Finding | None:
 
 def _check_absent_instruments(answer: str, *, clip: Clip) -> Finding | None:
     present = [i.lower() for i in clip.instruments]
-    for name in sorted(_csv_attribute(clip, "absent_instruments")):
+    for name in sorted({v.lower() for v in clip.absent_instruments}):
         if any(name in p or p in name for p in present):
             continue  # contradictory labels: no evidence either way
         stem = name[:-1] if name.endswith("s") else name
@@ -655,7 +651,7 @@ def _genre_families(labels: list[str] | set[str]) -> set[str]:
 
 def _check_genres(answer: str, *, clip: Clip) -> Finding | None:
     labelled = _genre_families(clip.genres)
-    denied = _genre_families(_csv_attribute(clip, "not_genres")) - labelled
+    denied = _genre_families({v.lower() for v in clip.not_genres}) - labelled
     if not labelled and not denied:
         return None
     for sentence in _sentences(answer):
@@ -679,8 +675,8 @@ def check_labels(answer: str, *, clip: Clip) -> Finding | None:
     """Instrument, vocal and genre claims that contradict explicit dataset labels.
 
     Only explicit evidence counts: vocals labelled absent (uncontradicted), instruments in
-    ``attributes["absent_instruments"]``, genres of a mutually exclusive family or listed in
-    ``attributes["not_genres"]``. Instruments merely missing from the labels pass.
+    ``Clip.absent_instruments``, genres of a mutually exclusive family or listed in
+    ``Clip.not_genres``. Instruments merely missing from the labels pass.
     """
     return (_check_vocals(answer, clip=clip) or _check_absent_instruments(answer, clip=clip)
             or _check_genres(answer, clip=clip))

@@ -67,6 +67,16 @@ class Clip(BaseModel):
     genres: list[str] = Field(default_factory=list)
     instruments: list[str] = Field(default_factory=list)
     moods: list[str] = Field(default_factory=list)
+    vocals: list[str] = Field(
+        default_factory=list,
+        description="What the labels say of the voice: present, none, female, male, choir…",
+    )
+    absent_instruments: list[str] = Field(
+        default_factory=list, description="Instruments the labels say are absent ('no drums')."
+    )
+    not_genres: list[str] = Field(
+        default_factory=list, description="Genres the labels deny ('not classical')."
+    )
     composer: str | None = None
     composition: str | None = None
     movement: str | None = None
@@ -106,7 +116,8 @@ class Clip(BaseModel):
     def _relative_audio_path(cls, v: str) -> str:
         return safe_relpath(v)
 
-    @field_validator("aspects", "tags", "genres", "instruments", "moods")
+    @field_validator("aspects", "tags", "genres", "instruments", "moods", "vocals",
+                     "absent_instruments", "not_genres")
     @classmethod
     def _clean_labels(cls, v: list[str]) -> list[str]:
         seen: dict[str, None] = {}

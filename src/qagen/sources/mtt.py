@@ -16,7 +16,8 @@ Known defects: clips 35644, 55753 and 57881 have empty or corrupt mp3s (kept, wi
 ``audio_status=excluded``); the tags are noisy and contradictory (synonyms such as ``female`` /
 ``woman`` / ``female vocal`` are separate columns, ``no vocals`` co-occurs with ``singing``, and a
 missing tag does not mean absence); ``clasical`` and ``harpsicord`` are typo columns. The
-normalised ``genres`` / ``instruments`` / ``moods`` and attributes below merge the synonyms;
+normalised ``genres`` / ``instruments`` / ``moods`` / ``vocals`` / ``absent_instruments`` /
+``not_genres`` and attributes below merge the synonyms;
 ``tags`` keeps every positive column as given. ``attributes["tag_source"]`` names the file a
 clip's tags came from: a clip without it (musicnn copies often lack ``train_gt_mtt.tsv``) is
 unlabelled, which is not the same as having no positive tag.
@@ -31,7 +32,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -237,36 +238,48 @@ class Options(BaseModel):
         return optional_safe_relpath(v)
 
 
-def normalise_tags(tags: Sequence[str]) -> tuple[list[str], list[str], list[str], dict[str, str]]:
-    """Merge MTT's synonym tags into genres, instruments, moods and text attributes.
+class TagLabels(NamedTuple):
+    """MTT's tags merged into the clip's typed label fields, plus text leftovers."""
+
+    genres: list[str]
+    instruments: list[str]
+    moods: list[str]
+    vocals: list[str]
+    absent_instruments: list[str]
+    not_genres: list[str]
+    attributes: dict[str, str]
+
+
+#: Label keys of :data:`TAG_LABELS` that are typed ``Clip`` fields (the rest are attributes).
+_FIELDS = {"genre": "genres", "instrument": "instruments", "mood": "moods", "vocals": "vocals",
+           "absent_instruments": "absent_instruments", "not_genres": "not_genres"}
+
+
+def normalise_tags(tags: Sequence[str]) -> TagLabels:
+    """Merge MTT's synonym tags into genres, instruments, moods, vocals, absences and text
+    attributes.
 
     Why: MTT has ``female``, ``woman``, ``female vocal``… as separate columns; questions should
-    see one ``vocals=female``. Unknown tags (e.g. from demo data) stay only in ``tags``.
-
-    Returns
-    -------
-    tuple
-        ``(genres, instruments, moods, attributes)``; a generic ``vocals=present`` is dropped
-        when a specific vocal label (female, male, choir, …) is also there.
+    see one ``vocals=[female]``. Unknown tags (e.g. from demo data) stay only in ``tags``. A
+    generic vocals ``present`` is dropped when a specific vocal label (female, male, choir, …)
+    is also there.
     """
-    genres: list[str] = []
-    instruments: list[str] = []
-    moods: list[str] = []
-    lists = {"genre": genres, "instrument": instruments, "mood": moods}
+    lists: dict[str, list[str]] = {field: [] for field in _FIELDS.values()}
     attributes: dict[str, set[str]] = {}
     for tag in tags:
         for spec in TAG_LABELS.get(tag.strip().lower(), ()):
             key, value = spec.split(":", 1)
-            target = lists.get(key)
-            if target is None:
+            field = _FIELDS.get(key)
+            if field is None:
                 attributes.setdefault(key, set()).add(value)
-            elif value not in target:
-                target.append(value)
-    vocals = attributes.get("vocals", set())
+            elif value not in lists[field]:
+                lists[field].append(value)
+    vocals = set(lists["vocals"])
     if "present" in vocals and vocals - {"present", "none"}:
         vocals.discard("present")
+    lists["vocals"] = sorted(vocals)
     text = {k: ",".join(sorted(v)) for k, v in sorted(attributes.items())}
-    return genres, instruments, moods, text
+    return TagLabels(**lists, attributes=text)
 
 
 def _split_of(mp3_path: str) -> Split:
@@ -336,7 +349,8 @@ def _make_clip(clip_id: str, mp3_path: str, tags: list[str], *, audio_dir: str,
         return _reject(name, line, IngestReason.duplicate_id, f"clip_id {clip_id} seen before",
                        item=cid)
     seen.add(clip_id)
-    genres, instruments, moods, attributes = normalise_tags(tags)
+    labels = normalise_tags(tags)
+    attributes = labels.attributes
     if tag_source:
         attributes["tag_source"] = tag_source
     if info is not None:
@@ -346,8 +360,10 @@ def _make_clip(clip_id: str, mp3_path: str, tags: list[str], *, audio_dir: str,
         clip_id=cid, source=NAME, source_id=clip_id, audio_path=audio_path, start_s=0.0,
         end_s=None, split=_split_of(rel), license=LICENSE,
         audio_status=AudioStatus.excluded if broken else AudioStatus.unchecked,
-        audio_status_reason=broken, tags=tags, genres=genres, instruments=instruments,
-        moods=moods, title=info.title if info else None, artist=info.artist if info else None,
+        audio_status_reason=broken, tags=tags, genres=labels.genres,
+        instruments=labels.instruments, moods=labels.moods, vocals=labels.vocals,
+        absent_instruments=labels.absent_instruments, not_genres=labels.not_genres,
+        title=info.title if info else None, artist=info.artist if info else None,
         album=info.album if info else None, attributes=attributes,
     )
 
