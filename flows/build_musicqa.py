@@ -114,10 +114,12 @@ def generate_all(work_dir: str, backend: dict[str, Any], config: dict[str, Any])
     """Generate QA pairs over every shard with one backend instance (loaded once)."""
     from qagen.config import GenerateConfig
     from qagen.generate.backends import BackendConfig
+    from qagen.generate.stage import check_answered
 
     report = stages.generate(WorkDir(Path(work_dir)), config=GenerateConfig(**config),
                              backend_config=BackendConfig(**backend),
                              progress=[prefect_progress("generate-progress")])
+    check_answered(report)  # a backend outage fails the flow instead of training on less
     return {**report.model_dump(mode="json"), "first_try_valid_rate": report.first_try_valid_rate}
 
 

@@ -260,6 +260,7 @@ def generate(
     """Generate QA / instruction pairs with an LLM → WORK/qa/*.parquet (+ qa_rejected/)."""
     from qagen.config import GenerateConfig
     from qagen.generate.backends import BackendConfig
+    from qagen.generate.stage import check_answered
     from qagen.generate.stage import generate as run_generate
     from qagen.workdir import WorkDir
 
@@ -313,7 +314,10 @@ def generate(
     for reason, n in sorted(report.skipped.items()):
         table.add_row(f"skipped: {reason}", str(n))
     table.add_row("completion tokens", str(report.completion_tokens))
+    if report.unanswered:
+        table.add_row("[red]unanswered (backend errors)", str(report.unanswered))
     out.print(table)
+    check_answered(report)
 
 
 @app.command()

@@ -134,3 +134,46 @@ def test_progress_reports_done_total_and_tokens(work: WorkDir) -> None:
     assert [s.done for s in states] == sorted(s.done for s in states)
     assert all(s.total >= s.done for s in states)
     assert "requests" in final.describe() and final.unit == "requests"
+
+
+class OutageBackend(StreamingBackend):
+    """A backend whose server is down for the first ``down`` requests (error results)."""
+
+    def __init__(self, *, down: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.down = down
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        out = []
+        for req in requests:
+            if self.down > 0:
+                self.down -= 1
+                self.calls.append(req.request_id)
+                out.append(GenResult(request_id=req.request_id, text="", finish_reason="error",
+                                     error="ConnectError: [Errno 111] Connection refused"))
+            else:
+                out.extend(super().generate([req]))
+        return out
+
+
+def test_a_backend_outage_never_marks_a_shard_done(work: WorkDir) -> None:
+    from qagen.errors import BackendError
+    from qagen.generate.stage import check_answered
+
+    outage = OutageBackend(down=10**6)
+    report = generate(work, backend=outage, config=CONFIG)
+    assert report.unanswered == len(outage.calls) == report.requests > 0  # not retried
+    assert not work.markers("generate")
+    with pytest.raises(BackendError, match="re-run generate"):
+        check_answered(report)
+    flaky = OutageBackend(down=3)
+    report = generate(work, backend=flaky, config=CONFIG)
+    assert report.unanswered == 3 and report.shards_reused == 0
+    undone = set(work.manifest_shards("clips")) - set(work.markers("generate"))
+    assert 1 <= len(undone) <= 3
+    healed = StreamingBackend()
+    report = generate(work, backend=healed, config=CONFIG)
+    assert len(healed.calls) == 3  # exactly the failed requests are asked again
+    assert report.unanswered == 0 and report.shards_reused == report.shards - len(undone)
+    assert set(work.markers("generate")) == set(work.manifest_shards("clips"))
+    check_answered(report)

@@ -81,9 +81,11 @@ STAGE_VERSION = "3"
 FACTS_BACKEND = "rules"
 FACTS_MODEL = "qagen-facts"
 FACTS_TEMPLATE = "facts"
-_RETRYABLE = {GenerateReason.backend_error, GenerateReason.truncated,
-              GenerateReason.invalid_json, GenerateReason.schema_invalid,
-              GenerateReason.wrong_count}
+#: Retried with a new seed in the same run. A backend error is not: the backend has its own
+#: retry budget, and a request it could not answer is asked again by the next run (its shard
+#: is not marked done), instead of multiplying the wait on a dead server.
+_RETRYABLE = {GenerateReason.truncated, GenerateReason.invalid_json,
+              GenerateReason.schema_invalid, GenerateReason.wrong_count}
 
 
 class GenerateReport(BaseModel):
@@ -108,6 +110,9 @@ class GenerateReport(BaseModel):
     by_template: dict[str, int] = Field(default_factory=dict)
     verified: int = 0
     judged: int = 0
+    unanswered: int = Field(
+        default=0, description="Requests the backend failed on; their shards are not done.")
+    first_error: str | None = None
 
     @property
     def first_try_valid_rate(self) -> float:
@@ -491,6 +496,7 @@ class _Shard:
     judging: bool = False
     settled: list[_Settled] = field(default_factory=list)
     judged: list[tuple[int, _Request, GenResult]] = field(default_factory=list)
+    unanswered: int = 0
 
 
 class _Run:
@@ -589,6 +595,10 @@ class _Run:
                  created: str, *, fresh: bool) -> None:
         gen = self.gen
         self.progress.advance(1, tokens=(res.completion_tokens or 0) if fresh else 0)
+        if res.finish_reason == "error":
+            shard.unanswered += 1
+            gen.report.unanswered += 1
+            gen.report.first_error = gen.report.first_error or res.error
         if shard.judging:
             shard.judged.append((index, req, res))
         else:
@@ -635,7 +645,7 @@ class _Run:
         else:
             _apply_judge(gen, shard.out, sorted(shard.judged, key=lambda j: j[0]))
         _write_shard(gen.work, shard.key, shard.fingerprint, shard.out, clips=shard.n_clips,
-                     report=gen.report)
+                     report=gen.report, done=shard.unanswered == 0)
         if self.on_shard is not None:
             self.on_shard(shard.key)
 
@@ -774,6 +784,21 @@ def generate(
     return gen.report
 
 
+def check_answered(report: GenerateReport) -> None:
+    """Raise when the backend left requests unanswered (call after showing the report).
+
+    Raises
+    ------
+    BackendError
+        Naming how many, the first error and the fix (re-run: answers are cached).
+    """
+    if report.unanswered:
+        raise BackendError(
+            f"the backend gave no answer to {report.unanswered} requests (first error: "
+            f"{(report.first_error or 'unknown')[:200]}); their shards are not marked done: "
+            "re-run generate once the backend works (answered requests come from the cache)")
+
+
 def _remove_orphans(work: WorkDir, *, keep: set[str]) -> None:
     """Pairs of shards whose clips are gone (a re-ingest dropped them) are removed, so train
     and publish never read them."""
@@ -790,8 +815,12 @@ def _remove_orphans(work: WorkDir, *, keep: set[str]) -> None:
 
 
 def _write_shard(work: WorkDir, key: str, fingerprint: str, result: _ShardOut, *, clips: int,
-                 report: GenerateReport) -> None:
-    """Outputs first (atomically), then the marker: a kill in between redoes the shard."""
+                 report: GenerateReport, done: bool = True) -> None:
+    """Outputs first (atomically), then the marker: a kill in between redoes the shard.
+
+    A shard with requests the backend did not answer gets its outputs but no marker, so the
+    next run does it again: cached completions are reused, the failed requests are re-asked.
+    """
     write_records(work.qa_shard(key), result.records, QARecord)
     write_records(work.qa_rejected_shard(key), result.rejected, QARejected)
     meta = {"fingerprint": fingerprint, "stage_version": STAGE_VERSION, "clips": clips,
@@ -802,7 +831,12 @@ def _write_shard(work: WorkDir, key: str, fingerprint: str, result: _ShardOut, *
             "by_form": dict(Counter(r.question_form.value for r in result.records)),
             "by_template": dict(Counter(r.template_id for r in result.records)),
             "verified": sum(r.verified for r in result.records)}
-    write_json_atomic(work.marker(STAGE, key), meta)
+    if done:
+        write_json_atomic(work.marker(STAGE, key), meta)
+    else:
+        work.marker(STAGE, key).unlink(missing_ok=True)
+        log.warning("generate: shard %s has requests the backend did not answer; it is not "
+                    "marked done and the next run asks them again", key)
     _add_counts(report, meta)
 
 
