@@ -177,3 +177,16 @@ def test_a_backend_outage_never_marks_a_shard_done(work: WorkDir) -> None:
     assert report.unanswered == 0 and report.shards_reused == report.shards - len(undone)
     assert set(work.markers("generate")) == set(work.manifest_shards("clips"))
     check_answered(report)
+
+
+def test_a_deeply_nested_completion_is_a_rejection_not_a_crash(work: WorkDir) -> None:
+    def brackets(_req: GenRequest, _n: int) -> str:
+        return "[" * 1500
+
+    for run in range(2):  # the second run re-parses the same completions from the cache
+        for marker in work.markers("generate").values():
+            marker.unlink()
+        report = generate(work, backend=StreamingBackend(misbehave=brackets), config=CONFIG)
+        assert report.rejected["invalid_json"] == report.requests > 0
+        assert report.cache_hits == (0 if run == 0 else report.requests * CONFIG.max_attempts)
+        assert report.accepted > 0  # the facts pairs of the same clips are kept

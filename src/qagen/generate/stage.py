@@ -23,6 +23,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, ValidationError
 
+from qagen import jsontext
 from qagen.audio import sha256_file
 from qagen.config import GenerateConfig
 from qagen.errors import BackendError, ConfigError
@@ -258,7 +259,9 @@ def _parse(req: _Request, res: GenResult) -> list[QAItem] | tuple[GenerateReason
         return GenerateReason.backend_error, res.error or "backend error"
     model = OUTPUT_MODELS[req.template.meta.output]
     try:
-        data = json.loads(res.text)
+        data = jsontext.loads(res.text)
+    except jsontext.JSONTooDeepError as exc:
+        return GenerateReason.invalid_json, str(exc)
     except json.JSONDecodeError as exc:
         reason = (GenerateReason.truncated if res.finish_reason == "length"
                   else GenerateReason.invalid_json)
