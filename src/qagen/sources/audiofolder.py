@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qagen import jsontext
 from qagen.demo.spec import DemoClip
 from qagen.errors import SourceFormatError, UnsafePathError
 from qagen.paths import safe_join, safe_relpath
@@ -97,7 +98,7 @@ def parse_labels(value: object) -> list[str]:
     else:
         text = _text(value)
         if text.startswith("["):
-            items = json.loads(text)
+            items = jsontext.loads(text)
             if not isinstance(items, list):
                 raise ValueError(f"not a JSON list: {text[:60]!r}")
         else:
@@ -130,7 +131,7 @@ def _iter_jsonl(path: Path, *, display: str) -> Iterator[tuple[int, dict[str, ob
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = jsontext.loads(line)
         except ValueError as exc:
             yield Rejection(
                 stage="ingest", source=NAME, item_id=f"{display}:{number}", file=display,

@@ -26,7 +26,6 @@ unlabelled, which is not the same as having no positive tag.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -36,6 +35,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from qagen import jsontext
 from qagen.demo.spec import DemoClip
 from qagen.errors import SourceFormatError, UnsafePathError
 from qagen.paths import optional_safe_relpath, safe_relpath
@@ -420,7 +420,7 @@ def _load_top50(root: Path) -> list[str]:
     if not path.is_file():
         return list(TOP50_TAGS)
     try:
-        classes = json.loads(path.read_text(encoding="utf-8"))
+        classes = jsontext.loads(path.read_text(encoding="utf-8"))
         by_pos = {int(pos): tag for tag, pos in classes.items() if tag != "clip_id"}
         return [by_pos[p] for p in range(1, len(by_pos) + 1)]
     except (ValueError, KeyError, AttributeError, TypeError) as exc:
@@ -441,7 +441,7 @@ def _load_gt(root: Path, top50: list[str],
                 continue
             clip_id = item.fields[0].strip()
             try:
-                vector = json.loads(item.fields[1])
+                vector = jsontext.loads(item.fields[1])
                 if not isinstance(vector, list) or len(vector) != len(top50):
                     raise ValueError(f"expected a list of {len(top50)} numbers")
                 tags = [tag for tag, v in zip(top50, vector, strict=True) if float(v) > 0.5]
