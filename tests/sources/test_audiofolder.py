@@ -208,3 +208,14 @@ def test_write_native_round_trip(tmp_path: Path) -> None:
         assert clip.title == demo.title and clip.artist == demo.artist
     assert [clips[ids[n]].split for n in ("one", "two", "three")] == [
         Split.train, Split.test, Split.valid]
+
+
+def test_unclosed_quote_in_metadata_csv_costs_one_row(tmp_path: Path) -> None:
+    lines = ["file_name,caption"] + [f"f{i}.wav,caption {i}" for i in range(100)]
+    lines[11] = 'f10.wav,"a caption whose quote never closes'
+    (tmp_path / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    items = list(iter_clips(tmp_path, options=Options()))
+    clips = _clips(items)
+    assert len(clips) == 99 and "f10.wav" not in clips
+    assert clips["f99.wav"].caption == "caption 99"
+    assert [(r.line, r.reason) for r in _rejections(items)] == [(12, "malformed_row")]
