@@ -284,6 +284,16 @@ def implemented_stages() -> tuple[str, ...]:
     return tuple(s for s in ALL_STAGES if s in STEPS and hasattr(stages, s))
 
 
+def redact_logs() -> None:
+    """Mask secrets (tokens, Authorization headers) in every log handler Prefect set up: the
+    terminal, and the run log sent to the Prefect API."""
+    from qagen.redact import install
+
+    for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            install(handler)
+
+
 @flow(name="build-musicqa-stages", log_prints=False)
 def run_stages(plan: BuildPlan, stages_to_run: list[str]) -> dict[str, Any]:
     """The stages in order on this flow's task runner; wall-clock seconds per stage."""
@@ -357,6 +367,7 @@ def build_musicqa(
         local cluster of ``task_runner_workers`` workers).
     """
     t0 = time.perf_counter()
+    redact_logs()
     wanted = check_stages(stages_to_run)
     plan = BuildPlan(
         work_dir=work_dir, sources=sources, source_options=source_options or {},

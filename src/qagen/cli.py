@@ -110,10 +110,12 @@ def _stage_table(title: str, report: Any, *, out_label: str, count_label: str) -
 
 @app.callback()
 def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    from qagen.redact import install
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False)],
+        handlers=[install(RichHandler(console=console, show_path=False))],
     )
 
 
