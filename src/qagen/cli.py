@@ -125,7 +125,7 @@ def ingest(
     root: Annotated[Path, typer.Argument(help="Dataset root in the source's native layout.")],
     work: Annotated[Path, typer.Option(help="Work directory.")] = Path("work"),
     option: Annotated[list[str] | None, typer.Option(help="Source option KEY=VALUE.")] = None,
-    shard_size: Annotated[int, typer.Option(help="Clips per manifest shard.")] = 500,
+    shard_size: Annotated[int, typer.Option(min=1, help="Clips per manifest shard.")] = 500,
     check_audio: Annotated[bool, typer.Option(help="Look for each audio file.")] = True,
     hash_audio: Annotated[bool, typer.Option(help="Record each file's sha256.")] = False,
 ) -> None:
@@ -165,7 +165,7 @@ def ingest(
 @app.command()
 def augment(
     work: Annotated[Path, typer.Option(help="Work directory (after ingest).")] = Path("work"),
-    workers: Annotated[int, typer.Option(help="Worker processes, one thread each.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes, one thread each.")] = 2,
     cache: Annotated[bool, typer.Option(help="Reuse measurements by audio hash.")] = True,
     max_duration_s: Annotated[
         float | None, typer.Option(help="Analyse at most this much of each clip.")
@@ -238,24 +238,24 @@ def generate(
         help="Comma-separated LLM template ids, 'all', or 'none' (default: paraphrase)."
     )] = None,
     facts: Annotated[bool, typer.Option(help="Write the facts family (no LLM).")] = True,
-    paraphrase_per_clip: Annotated[int, typer.Option(
+    paraphrase_per_clip: Annotated[int, typer.Option(min=0,
         help="Facts pairs per clip the paraphrase family rewrites.")] = 2,
     gate: Annotated[bool, typer.Option(help="Apply the quality gate.")] = True,
     judge: Annotated[str | None, typer.Option(
         help="LLM judge template id (e.g. judge); scores every LLM pair.")] = None,
-    judge_min_score: Annotated[float, typer.Option(
+    judge_min_score: Annotated[float, typer.Option(min=1.0, max=5.0,
         help="Mean judge score (1-5) a pair needs.")] = 3.5,
-    batch_size: Annotated[int, typer.Option(help="Requests per forward batch.")] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, help="Requests per forward batch.")] = 8,
     base_url: Annotated[str | None, typer.Option(help="openai backend: server URL.")] = None,
     server_kind: Annotated[str, typer.Option(help="openai backend: vllm|llamacpp|openai.")] = (
         "vllm"
     ),
-    tensor_parallel_size: Annotated[int, typer.Option(help="vllm: GPUs per replica.")] = 1,
-    max_clips_per_shard: Annotated[int | None, typer.Option(help="Quick runs.")] = None,
-    max_tokens: Annotated[int | None, typer.Option(
+    tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per replica.")] = 1,
+    max_clips_per_shard: Annotated[int | None, typer.Option(min=1, help="Quick runs.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=16,
         help="Completion token limit (default: each template's output length bound)."
     )] = None,
-    temperature: Annotated[float, typer.Option()] = 0.7,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
     seed: Annotated[int, typer.Option()] = 0,
     cache: Annotated[bool, typer.Option(help="Reuse cached completions.")] = True,
 ) -> None:
@@ -329,19 +329,23 @@ def embed(
         help="Cached HF id (m-a-p/MERT-v1-95M), local folder, or the built-in random model."
     )] = "qagen/mert-tiny-random",
     revision: Annotated[str | None, typer.Option(help="Hub revision of --encoder.")] = None,
-    chunk_s: Annotated[float, typer.Option(help="Encoder window, seconds.")] = 5.0,
-    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 8,
-    frame_rate_hz: Annotated[float, typer.Option(
+    chunk_s: Annotated[float, typer.Option(min=0.1, help="Encoder window, seconds.")] = 5.0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 8,
+    frame_rate_hz: Annotated[float, typer.Option(min=0.0,
         help="Also store a time sequence at this rate; 0 = none.")] = 10.0,
     frame_layer: Annotated[str, typer.Option(help="Hidden state index, or 'mean'.")] = "mean",
-    threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores).")] = (
-        None
-    ),
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="torch threads (default: all cores).")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda")] = "auto",
     cache: Annotated[bool, typer.Option(help="Reuse embeddings by audio hash.")] = True,
 ) -> None:
     """Embed every clip with a MERT encoder → WORK/embeddings/ (+ index.parquet)."""
+    from qagen.devices import resolve_device
     from qagen.embed.config import EmbedConfig
+
+    resolve_device(device)  # a missing GPU is one line now, not a traceback later
+    if frame_layer != "mean" and not frame_layer.lstrip("-").isdigit():
+        raise ConfigError(f"--frame-layer {frame_layer!r}: use 'mean' or a hidden-state index")
     from qagen.embed.stage import embed as run_embed
     from qagen.workdir import WorkDir
 
@@ -367,13 +371,13 @@ def train(
     arch: Annotated[str, typer.Option(help="mu_llama|llark")] = "mu_llama",
     lm: Annotated[str, typer.Option(help="Frozen LM: HF id, dir, or packaged default.")] = (
         "smollm2-135m-instruct"),
-    steps: Annotated[int, typer.Option()] = 300,
-    batch_size: Annotated[int, typer.Option()] = 4,
-    grad_accum: Annotated[int, typer.Option()] = 1,
+    steps: Annotated[int, typer.Option(min=1)] = 300,
+    batch_size: Annotated[int, typer.Option(min=1)] = 4,
+    grad_accum: Annotated[int, typer.Option(min=1)] = 1,
     lr: Annotated[float, typer.Option()] = 3e-3,
-    adapter_layers: Annotated[int, typer.Option(help="MU-LLaMA: 20 for Llama-2-7B.")] = 8,
+    adapter_layers: Annotated[int, typer.Option(min=1, help="MU-LLaMA: 20 for Llama-2-7B.")] = 8,
     seed: Annotated[int, typer.Option()] = 0,
-    threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads.")] = None,
 ) -> None:
     """Train a MU-LLaMA adapter / LLark projector on WORK/qa with precomputed embeddings."""
     from qagen.train import TrainConfig
@@ -391,14 +395,14 @@ def train(
 def evaluate(
     work: Annotated[Path, typer.Option(help="Work directory (after train).")] = Path("work"),
     run: Annotated[str, typer.Option(help="Run name under WORK/train/.")] = "demo",
-    max_new_tokens: Annotated[int, typer.Option()] = 64,
-    batch_size: Annotated[int, typer.Option()] = 8,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 64,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
     baseline: Annotated[bool, typer.Option(help="Also score the LM alone.")] = True,
     shuffled_audio: Annotated[bool, typer.Option(
         help="Also score the adapter fed another clip's audio (the ablation).")] = True,
-    max_pairs: Annotated[int | None, typer.Option(
+    max_pairs: Annotated[int | None, typer.Option(min=1,
         help="Answer at most this many held-out pairs, spread over clips.")] = None,
-    threads: Annotated[int | None, typer.Option()] = None,
+    threads: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """Answer the held-out questions with a trained run; write predictions, metrics, card."""
     from qagen.evaluate import EvaluateConfig
@@ -493,7 +497,7 @@ def gate_eval(
         "tests/generate/data/gate_clips.jsonl"),
     write: Annotated[bool, typer.Option(
         help="Store the figures in the package (the data card shows them).")] = False,
-    show: Annotated[int, typer.Option(help="Print this many disagreements.")] = 20,
+    show: Annotated[int, typer.Option(min=0, help="Print this many disagreements.")] = 20,
 ) -> None:
     """Precision / recall of the screens + quality gate on hand-labelled pairs."""
     from qagen.generate.calibrate import CALIBRATION_FILE, calibrate, disagreements
@@ -570,18 +574,38 @@ def manifest(
 
 
 def main() -> None:
-    """Console entry point: a QagenError prints its message (it names the fix) and exits 2."""
+    """Console entry point: every mistake is one message naming the bad value and the fix.
+
+    A QagenError (its message names the fix) or an invalid option value exits 2, a usage
+    error exits with click's code (2), Ctrl-C exits 130; tracebacks are for bugs only.
+    """
+    from pydantic import ValidationError
+
     try:
         app(standalone_mode=False)
     except QagenError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise SystemExit(2) from None
+    except ValidationError as exc:
+        console.print(f"[red]error:[/red] {config_error_message(exc)}")
+        raise SystemExit(2) from None
     except typer.Abort:
         raise SystemExit(130) from None
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
+    except typer.TyperException as exc:  # click usage errors (bad type, unknown option)
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        raise SystemExit(getattr(exc, "exit_code", 2)) from None
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        raise
+
+def config_error_message(exc: Any) -> str:
+    """One line per invalid field of a pydantic ``ValidationError``, named as the option:
+    ``--temperature 9.0: Input should be less than or equal to 2``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        option = "--" + loc.replace("_", "-") if loc else exc.title
+        value = err.get("input")
+        shown = f" {value!r}" if value is not None and not isinstance(value, dict) else ""
+        parts.append(f"{option}{shown}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) + " (see --help for the allowed values)"

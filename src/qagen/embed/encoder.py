@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from qagen.audio import sha256_file
+from qagen.devices import resolve_device
 from qagen.embed.config import TINY_ENCODER
 from qagen.embed.tiny import PROVENANCE_FILE, tiny_model_dir
 from qagen.errors import ConfigError, MissingDependencyError
@@ -242,8 +243,7 @@ def load_encoder(source: EncoderSource, *, sr: int, device: str = "auto") -> Mer
     if int(processor.sampling_rate) != sr:
         raise ConfigError(f"encoder {source.name!r} expects {processor.sampling_rate} Hz audio "
                           f"but the config asks for sr={sr}; set sr={processor.sampling_rate}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device, torch=torch)
     model.eval().to(device)
     hop = int(np.prod(config.conv_stride))
     enc = MertEncoder(source=source, model=model, processor=processor, device=device, sr=sr,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from qagen.devices import resolve_device
 from qagen.errors import MissingDependencyError
 from qagen.train.adapter import MuLlamaAdapter, decoder_layers
 from qagen.train.config import TrainConfig
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 def pick_device(requested: str | None, *, threads: int | None = None) -> torch.device:
     """``requested``, else CUDA when available, else CPU; on CPU, ``threads`` intra-op
     threads when given (1 is fastest on a busy 2-core machine)."""
-    device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(resolve_device(requested, torch=torch))
     if device.type == "cpu" and threads is not None:
         torch.set_num_threads(threads)
     return device
