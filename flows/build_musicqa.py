@@ -33,7 +33,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from task_runners import TaskRunnerSpec, make_task_runner, placed
 
 from qagen import stages
@@ -65,6 +65,46 @@ class BuildPlan(BaseModel):
     output_repo: str | None = None
     output_private: bool = True
     runner: TaskRunnerSpec = Field(default_factory=TaskRunnerSpec)
+
+    @model_validator(mode="after")
+    def _every_stage_config_is_valid(self) -> BuildPlan:
+        """Validate every stage's config now, so a typo in a nested key stops the flow before
+        the first stage instead of when its stage starts, hours later."""
+        for field, model, value in stage_configs(self):
+            try:
+                model.model_validate(value)
+            except ValidationError as exc:
+                shown = "; ".join(
+                    f"{field}.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
+                    for e in exc.errors())
+                raise ValueError(f"invalid flow config: {shown}") from None
+        return self
+
+
+def stage_configs(plan: BuildPlan) -> list[tuple[str, type[BaseModel], dict[str, Any]]]:
+    """``(parameter, config model, value)`` of every nested stage config of a plan."""
+    from qagen.config import GenerateConfig
+    from qagen.embed.config import EmbedConfig
+    from qagen.evaluate.config import EvaluateConfig
+    from qagen.generate.backends import BackendConfig
+    from qagen.publish.config import PublishConfig
+    from qagen.sources import get_source
+    from qagen.train.config import TrainConfig
+
+    embed = {**plan.embed_config, **({"encoder": plan.encoder} if plan.encoder else {})}
+    checks: list[tuple[str, type[BaseModel], dict[str, Any]]] = [
+        ("backend", BackendConfig, plan.backend),
+        ("generate_config", GenerateConfig, plan.generate_config),
+        ("embed_config", EmbedConfig, embed),
+        ("train_config", TrainConfig, plan.train_config),
+        ("evaluate_config", EvaluateConfig, plan.evaluate_config),
+        ("publish_config", PublishConfig, plan.publish_config),
+    ]
+    for source, options in plan.source_options.items():
+        model = getattr(get_source(source), "Options", None)
+        if model is not None:
+            checks.append((f"source_options.{source}", model, options))
+    return checks
 
 
 # --- tasks: each calls one stage function; arguments and results are plain JSON -------------
