@@ -75,7 +75,7 @@ class BuildPlan(BaseModel):
                 model.model_validate(value)
             except ValidationError as exc:
                 shown = "; ".join(
-                    f"{field}.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
+                    ".".join([field, *(str(x) for x in e["loc"])]) + f": {e['msg']}"
                     for e in exc.errors())
                 raise ValueError(f"invalid flow config: {shown}") from None
         return self

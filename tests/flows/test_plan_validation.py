@@ -30,5 +30,10 @@ def test_nested_config_mistakes_are_caught_when_the_plan_is_made(
 
 def test_a_valid_plan_passes(module: ModuleType) -> None:
     plan = module.BuildPlan(work_dir="w", demo_dir="d", generate_config={"temperature": 0.2},
-                            train_config={"steps": 5}, source_options={"musiccaps": {}})
+                            train_config={"steps": 50}, source_options={"musiccaps": {}})
     assert plan.generate_config == {"temperature": 0.2}
+
+
+def test_a_whole_model_rule_names_the_parameter(module: ModuleType) -> None:
+    with pytest.raises(ValidationError, match=r"train_config: Value error, warmup_steps"):
+        module.BuildPlan(work_dir="w", demo_dir="d", train_config={"steps": 5})
