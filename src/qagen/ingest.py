@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from qagen.audio import sha256_file
+from qagen.audio import check_regular_file, sha256_file
 from qagen.errors import ConfigError, UnsafePathError
 from qagen.manifest import write_json_atomic, write_records
 from qagen.paths import safe_join
@@ -60,6 +60,13 @@ def _check_audio(clip: Clip, root: Path) -> Clip:
                                        "audio_status_reason": str(exc)})
     if path.is_file():
         return clip.model_copy(update={"audio_status": AudioStatus.ok, "audio_status_reason": None})
+    if path.exists():  # a FIFO, socket, device or folder named like audio: never opened
+        try:
+            check_regular_file(path)
+        except OSError as exc:
+            return clip.model_copy(update={"audio_status": AudioStatus.excluded,
+                                           "audio_status_reason": f"{clip.audio_path}: "
+                                                                  f"{exc.strerror}"})
     return clip.model_copy(update={"audio_status": AudioStatus.missing,
                                    "audio_status_reason": f"no file at {clip.audio_path}"})
 
