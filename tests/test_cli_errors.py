@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,20 @@ def test_embed_device_cuda_fails_before_any_work(tmp_path: Path) -> None:
     done = qagen("embed", "--work", str(tmp_path / "nowhere"), "--device", "cuda", cwd=tmp_path)
     assert done.returncode == 2 and "no CUDA GPU" in " ".join(done.stderr.split())
     assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize(("code", "fix"), [(28, "free some space"), (13, "permissions")])
+def test_a_full_or_readonly_disk_is_one_line_and_exit_1(
+        code: int, fix: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import qagen.cli as cli
+
+    def app(**_kw: object) -> None:
+        raise OSError(code, os.strerror(code), "work/qa/qa-mtt-00000.parquet")
+
+    monkeypatch.setattr(cli, "app", app)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 1
+    text = " ".join(capsys.readouterr().err.split())
+    assert "work/qa/qa-mtt-00000.parquet" in text and fix in text and "resumes" in text

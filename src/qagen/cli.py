@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from collections import Counter
@@ -591,11 +592,30 @@ def main() -> None:
         raise SystemExit(2) from None
     except typer.Abort:
         raise SystemExit(130) from None
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        console.print(f"[red]error:[/red] {disk_error_message(exc)}")
+        raise SystemExit(1) from None
     except typer.TyperException as exc:  # click usage errors (bad type, unknown option)
         show = getattr(exc, "show", None)
         if callable(show):
             show()
         raise SystemExit(getattr(exc, "exit_code", 2)) from None
+
+
+#: Errors of the disk, not of qagen: one line naming the fix, no traceback.
+_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def disk_error_message(exc: OSError) -> str:
+    """``No space left on device writing work/qa/qa-….parquet: free space …``."""
+    where = f" writing {exc.filename}" if exc.filename else ""
+    fix = ("free some space (or point --work at a larger disk)"
+           if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+           else "check the permissions of the work directory")
+    return (f"{exc.strerror or exc}{where}: {fix}; then re-run the same command, it resumes "
+            "where it stopped (files are written whole or not at all)")
 
 
 def config_error_message(exc: Any) -> str:
