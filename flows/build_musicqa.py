@@ -423,8 +423,11 @@ def build_musicqa(
     runner = make_task_runner(plan.runner, ship=[sys.modules[__name__],
                                                  sys.modules[TaskRunnerSpec.__module__]])
     pipeline = run_stages.with_options(task_runner=runner)
-    summary = {"work_dir": work_dir, "stages": wanted, "task_runner": task_runner,
-               **pipeline(plan, wanted)}
+    from qagen.lock import work_lock
+
+    with work_lock(Path(work_dir), command="build-musicqa"):  # one writer per work dir
+        summary = {"work_dir": work_dir, "stages": wanted, "task_runner": task_runner,
+                   **pipeline(plan, wanted)}
     timings = summary["timings"]
     timings["total"] = round(time.perf_counter() - t0, 3)
     summary["run_report"] = write_report(work_dir, summary, timings)

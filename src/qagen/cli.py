@@ -109,6 +109,20 @@ def _stage_table(title: str, report: Any, *, out_label: str, count_label: str) -
     return table
 
 
+def _writes_work(command: Callable[..., None]) -> Callable[..., None]:
+    """Run a command that writes ``--work`` under the work dir's one-writer lock."""
+    import functools
+
+    @functools.wraps(command)
+    def locked(*args: Any, **kwargs: Any) -> None:
+        from qagen.lock import work_lock
+
+        with work_lock(Path(kwargs["work"]), command=f"qagen {command.__name__}"):
+            command(*args, **kwargs)
+
+    return locked
+
+
 @app.callback()
 def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     from qagen.redact import install
@@ -121,6 +135,7 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) ->
 
 
 @app.command()
+@_writes_work
 def ingest(
     source: Annotated[str, typer.Argument(help="Source name (see `qagen sources`).")],
     root: Annotated[Path, typer.Argument(help="Dataset root in the source's native layout.")],
@@ -164,6 +179,7 @@ def ingest(
 
 
 @app.command()
+@_writes_work
 def augment(
     work: Annotated[Path, typer.Option(help="Work directory (after ingest).")] = Path("work"),
     workers: Annotated[int, typer.Option(min=1, help="Worker processes, one thread each.")] = 2,
@@ -227,6 +243,7 @@ def eval_augment(
 
 
 @app.command()
+@_writes_work
 def generate(
     work: Annotated[Path, typer.Option(help="Work directory (after augment).")] = Path("work"),
     backend: Annotated[str, typer.Option(help="transformers|vllm|openai|llamacpp")] = (
@@ -324,6 +341,7 @@ def generate(
 
 
 @app.command()
+@_writes_work
 def embed(
     work: Annotated[Path, typer.Option(help="Work directory (after ingest).")] = Path("work"),
     encoder: Annotated[str, typer.Option(
@@ -365,6 +383,7 @@ def embed(
 
 
 @app.command()
+@_writes_work
 def train(
     work: Annotated[Path, typer.Option(help="Work directory (after generate + embed).")] = Path(
         "work"),
@@ -393,6 +412,7 @@ def train(
 
 
 @app.command()
+@_writes_work
 def evaluate(
     work: Annotated[Path, typer.Option(help="Work directory (after train).")] = Path("work"),
     run: Annotated[str, typer.Option(help="Run name under WORK/train/.")] = "demo",
@@ -417,6 +437,7 @@ def evaluate(
 
 
 @app.command()
+@_writes_work
 def publish(
     work: Annotated[Path, typer.Option(help="Work directory (after generate).")] = Path("work"),
     out_dir: Annotated[Path | None, typer.Option("--out", help="Default WORK/publish/hf.")] = None,
