@@ -35,3 +35,20 @@ def test_empty_shard_and_streaming_many(tmp_path: Path) -> None:
 def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
     write_records(tmp_path / "x.parquet", [], Rejection)
     assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+
+
+def test_written_files_follow_the_umask_not_mkstemp_0600(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from qagen.manifest import write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "a.json", {"x": 1})
+        os.umask(0o002)
+        write_json_atomic(tmp_path / "b.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o664

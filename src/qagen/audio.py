@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qagen.manifest import shareable
+
 log = logging.getLogger(__name__)
 
 _FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".mp3": ("MP3", None),
@@ -80,6 +82,7 @@ def write_audio(path: Path, y: np.ndarray, *, sr: int) -> None:
     try:
         sf.write(tmp, np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0), sr,
                  format=fmt, subtype=subtype)
+        shareable(tmp)
         Path(tmp).replace(path)
     finally:
         Path(tmp).unlink(missing_ok=True)

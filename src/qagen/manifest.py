@@ -86,6 +86,28 @@ def to_table(records: Iterable[M], model: type[M]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=arrow_schema(model))
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would race other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def shareable(path: Path | str) -> None:
+    """Give a temp file the mode ``open()`` would have: ``0666 & ~umask``.
+
+    Why: ``mkstemp`` creates files 0600, so every renamed-into-place output, the published
+    dataset included, would be unreadable to the rest of a team sharing the work dir.
+    """
+    Path(path).chmod(0o666 & ~current_umask())
+
+
 def write_table_atomic(table: pa.Table, path: Path) -> None:
     """Write a parquet file via a temp file + rename, so readers never see half a shard."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +115,7 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd")
+        shareable(tmp)
         Path(tmp).replace(path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -135,6 +158,7 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2, sort_keys=True, ensure_ascii=False)
+        shareable(tmp)
         Path(tmp).replace(path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -41,7 +41,7 @@ from qagen.embed.store import (
     write_embedding_index,
 )
 from qagen.errors import ConfigError
-from qagen.manifest import read_records, write_json_atomic, write_records
+from qagen.manifest import read_records, shareable, write_json_atomic, write_records
 from qagen.paths import safe_join
 from qagen.records import AudioStatus, Clip, Rejection
 from qagen.records.embedding import EmbeddingKind, EmbeddingRow, EmbedReason
@@ -255,6 +255,7 @@ class ClipEmbedder:
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, **arrays)
+            shareable(tmp)
             Path(tmp).replace(path)
         finally:
             Path(tmp).unlink(missing_ok=True)

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from qagen.manifest import arrow_schema, write_table_atomic
+from qagen.manifest import arrow_schema, shareable, write_table_atomic
 from qagen.records.embedding import EmbeddingKind, EmbeddingRow
 from qagen.workdir import WorkDir
 
@@ -89,6 +89,7 @@ def write_array_atomic(path: Path, array: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        shareable(tmp)
         Path(tmp).replace(path)
     finally:
         Path(tmp).unlink(missing_ok=True)

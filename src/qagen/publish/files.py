@@ -15,6 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from qagen.manifest import shareable
+
 
 def write_bytes_if_changed(path: Path, data: bytes) -> bool:
     """Write ``data`` atomically (temp + rename) unless the file already holds it.
@@ -28,6 +30,7 @@ def write_bytes_if_changed(path: Path, data: bytes) -> bool:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        shareable(tmp)
         Path(tmp).replace(path)
     finally:
         Path(tmp).unlink(missing_ok=True)

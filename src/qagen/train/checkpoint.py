@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from qagen.manifest import shareable
 from qagen.records.training import LossLogEntry
 from qagen.train.rundir import RunDir
 
@@ -30,6 +31,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        shareable(tmp)
         Path(tmp).replace(path)
     finally:
         Path(tmp).unlink(missing_ok=True)
