@@ -80,12 +80,12 @@ def bare_throughput(
 
 def main() -> None:
     from qagen.augment.evaluate import evaluate_augment
-    from qagen.augment.stage import augment, dataset_roots
-    from qagen.demo.corpus import write_demo_corpus
+    from qagen.augment.stage import augment
     from qagen.ingest import ingest
     from qagen.manifest import iter_manifest
     from qagen.records import Clip
-    from qagen.workdir import WorkDir
+    from qagen.stages import write_demo_corpus
+    from qagen.workdir import WorkDir, dataset_roots
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)

@@ -53,8 +53,6 @@ def bare_forward(windows: list[Any], *, folder: Path, sr: int, batch_size: int,
 
 def main() -> None:
     from qagen.audio import load_audio
-    from qagen.augment.stage import dataset_roots
-    from qagen.demo.corpus import write_demo_corpus
     from qagen.embed.config import TINY_ENCODER, EmbedConfig
     from qagen.embed.encoder import resolve_encoder
     from qagen.embed.pooling import MIN_TAIL_S, chunk_bounds
@@ -62,7 +60,8 @@ def main() -> None:
     from qagen.ingest import ingest
     from qagen.manifest import iter_manifest
     from qagen.records import Clip
-    from qagen.workdir import WorkDir
+    from qagen.stages import write_demo_corpus
+    from qagen.workdir import WorkDir, dataset_roots
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default=TINY_ENCODER)

@@ -59,10 +59,10 @@ class RecordingBackend:
 def main() -> None:
     from qagen.augment.stage import augment
     from qagen.config import GenerateConfig
-    from qagen.demo.corpus import write_demo_corpus
     from qagen.generate.backends import BackendConfig, load_backend
     from qagen.generate.stage import generate
     from qagen.ingest import ingest
+    from qagen.stages import write_demo_corpus
     from qagen.workdir import WorkDir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

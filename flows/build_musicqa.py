@@ -4,6 +4,8 @@ Each stage is one small block: a task calling the same function the CLI calls (o
 per clip-manifest shard, ≤500 clips each, for stages that fan out) and a step that submits
 it, registered in ``STEPS``. The stages' own done-markers make a re-run of a finished build
 take seconds and let a killed run resume; Prefect caching is therefore off (``NO_CACHE``).
+Every step returns the stage's ``StageReport`` (per-shard and per-source reports added with
+``sum_reports``); the flow posts them as one table artifact and hands them to the run report.
 
 Tasks run on the task runner the parameters pick: local threads (default), Dask or Ray
 (``task_runners.py``). Task bodies use only ``qagen`` and the standard library, so a cluster
@@ -37,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from task_runners import TaskRunnerSpec, make_task_runner, placed
 
 from qagen import stages
+from qagen.engine import StageReport, sum_reports, summary_rows
 from qagen.progress import ProgressSink, ProgressState
 from qagen.workdir import WorkDir
 
@@ -85,11 +88,10 @@ def stage_configs(plan: BuildPlan) -> list[tuple[str, type[BaseModel], dict[str,
     """``(parameter, config model, value)`` of every nested stage config of a plan."""
     from qagen.config import GenerateConfig
     from qagen.embed.config import EmbedConfig
-    from qagen.evaluate.config import EvaluateConfig
     from qagen.generate.backends import BackendConfig
     from qagen.publish.config import PublishConfig
     from qagen.sources import get_source
-    from qagen.train.config import TrainConfig
+    from qagen.train.config import EvaluateConfig, TrainConfig
 
     embed = {**plan.embed_config, **({"encoder": plan.encoder} if plan.encoder else {})}
     checks: list[tuple[str, type[BaseModel], dict[str, Any]]] = [
@@ -160,7 +162,27 @@ def generate_all(work_dir: str, backend: dict[str, Any], config: dict[str, Any])
                              backend_config=BackendConfig(**backend),
                              progress=[prefect_progress("generate-progress")])
     check_answered(report)  # a backend outage fails the flow instead of training on less
-    return {**report.model_dump(mode="json"), "first_try_valid_rate": report.first_try_valid_rate}
+    return generate_stage_report(report).model_dump(mode="json")
+
+
+def generate_stage_report(report: Any) -> StageReport:
+    """A ``GenerateReport`` in the one report shape (until generate returns a StageReport):
+    clips in, accepted pairs out, its labels as counts, its numbers as extras."""
+    if isinstance(report, StageReport):
+        return report
+    counts = {**{f"kind:{k}": n for k, n in report.by_kind.items()},
+              **{f"form:{k}": n for k, n in report.by_form.items()},
+              **{f"template:{k}": n for k, n in report.by_template.items()}}
+    extras = {name: getattr(report, name) for name in (
+        "requests", "responses_valid_first_try", "cache_hits", "generated", "verified",
+        "judged", "prompt_tokens", "completion_tokens", "backend_seconds", "unanswered")}
+    return StageReport(
+        stage="generate", shards=report.shards, shards_reused=report.shards_reused,
+        items_in=report.clips, items_out=report.accepted, skipped=dict(report.skipped),
+        rejected=dict(report.rejected), counts=dict(sorted(counts.items())),
+        seconds=report.seconds, extras=extras,
+        details={"first_try_valid_rate": report.first_try_valid_rate,
+                 "first_error": report.first_error})
 
 
 @task(name="embed", task_run_name="embed-{label}", cache_policy=NO_CACHE)
@@ -187,8 +209,7 @@ def train_adapter(work_dir: str, config: dict[str, Any]) -> dict[str, Any]:
 def evaluate_adapter(work_dir: str, train_config: dict[str, Any],
                      config: dict[str, Any]) -> dict[str, Any]:
     """Answer the held-out questions with the trained run and score them (reused when done)."""
-    from qagen.evaluate.config import EvaluateConfig
-    from qagen.train.config import TrainConfig
+    from qagen.train.config import EvaluateConfig, TrainConfig
 
     run = TrainConfig(**train_config).run
     report = stages.evaluate(WorkDir(Path(work_dir)), run=run, config=EvaluateConfig(**config))
@@ -204,45 +225,44 @@ def publish_dataset(work_dir: str, config: dict[str, Any], push_to: str | None =
     from qagen.publish.config import PublishConfig
 
     report = stages.publish(WorkDir(Path(work_dir)), config=PublishConfig(**config))
-    result = report.model_dump(mode="json")
     if push_to:
-        pushed = push(Path(report.out_dir), repo_id=push_to, private=private)
-        result["push"] = pushed.model_dump(mode="json")
-    return result
+        pushed = push(Path(report.details["out_dir"]), repo_id=push_to, private=private)
+        report.details["push"] = pushed.model_dump(mode="json")
+    return report.model_dump(mode="json")
 
 
 @task(name="run-report", cache_policy=NO_CACHE)
-def write_report(work_dir: str, summary: dict[str, Any], timings: dict[str, float]) -> str | None:
+def write_report(work_dir: str, reports: dict[str, dict[str, Any]], timings: dict[str, float],
+                 facts: dict[str, Any]) -> str | None:
     """Write ``reports/run.md`` with ``qagen.report`` when that module exists."""
     try:
         from qagen.report import write_run_report
     except ImportError:
         logging.getLogger("build-musicqa").debug("qagen.report not importable; no run report")
         return None
-    return str(write_run_report(WorkDir(Path(work_dir)), summary=summary, timings=timings))
+    return str(write_run_report(
+        WorkDir(Path(work_dir)), timings=timings, facts=facts,
+        reports={s: StageReport.model_validate(r) for s, r in reports.items()}))
 
 
-# --- steps: run in the flow, submit a stage's tasks, return its JSON summary ---------------
+# --- steps: run in the flow, submit a stage's tasks, return its StageReport ---------------
 
 
-def step_ingest(plan: BuildPlan) -> dict[str, Any]:
+def _reports(results: list[dict[str, Any]], stage: str) -> StageReport:
+    """The tasks' JSON reports of one stage, added up."""
+    return sum_reports((StageReport.model_validate(r) for r in results), stage=stage)
+
+
+def step_ingest(plan: BuildPlan) -> StageReport:
     """One task per source, submitted together (each is I/O on its own dataset copy)."""
     sources = plan.sources if plan.sources is not None else render_demo(plan.demo_dir)
-    futures = {name: ingest_source.submit(name, root, plan.work_dir,
-                                          plan.source_options.get(name, {}),
-                                          plan.clips_per_shard)
-               for name, root in sources.items()}
-    result = {name: fut.result() for name, fut in futures.items()}
-    create_table_artifact(
-        key="ingest-summary",
-        table=[{"source": n, "clips": r["clips"], **r["by_audio_status"],
-                "dropped": sum(r["dropped"].values())} for n, r in result.items()],
-        description="Clips ingested per source",
-    )
-    return result
+    futures = [ingest_source.submit(name, root, plan.work_dir, plan.source_options.get(name, {}),
+                                    plan.clips_per_shard)
+               for name, root in sources.items()]
+    return _reports([fut.result() for fut in futures], "ingest")
 
 
-def step_augment(plan: BuildPlan) -> dict[str, Any]:
+def step_augment(plan: BuildPlan) -> StageReport:
     """One task per clip shard. Locally the shards run in turn, each on a pool of
     ``augment_workers`` processes; on a cluster they run at once, one in-process analyser each
     (cluster workers are daemonic processes, which cannot start a pool)."""
@@ -253,66 +273,52 @@ def step_augment(plan: BuildPlan) -> dict[str, Any]:
     else:
         reports = [augment_shard.submit(plan.work_dir, key, plan.augment_workers).result()
                    for key in keys]
-    result = sum_reports(reports)
-    create_table_artifact(
-        key="augment-summary",
-        table=[{"what": k, "count": v} for k, v in result.items() if isinstance(v, int)],
-        description="Clips measured by the augment stage",
-    )
-    return result
+    return _reports(reports, "augment")
 
 
-def step_generate(plan: BuildPlan) -> dict[str, Any]:
+def step_generate(plan: BuildPlan) -> StageReport:
     """One task: the LLM loads once and batches across shards. On a cluster it runs on a worker
     holding ``generate_resources`` (e.g. ``{"GPU": 1}``); past one GPU, scale the backend
     itself (vLLM ``tensor_parallel_size`` / data-parallel replicas), not the task count."""
     with placed(plan.runner, plan.generate_resources):
         future = generate_all.submit(plan.work_dir, plan.backend, plan.generate_config)
-    result = future.result()
-    create_table_artifact(
-        key="generate-summary",
-        table=[{"what": "accepted pairs", "count": result["accepted"]},
-               {"what": "requests", "count": result["requests"]},
-               *({"what": f"rejected: {k}", "count": v} for k, v in result["rejected"].items())],
-        description="QA pairs generated",
-    )
-    return result
+    return StageReport.model_validate(future.result())
 
 
-def step_embed(plan: BuildPlan) -> dict[str, Any]:
+def step_embed(plan: BuildPlan) -> StageReport:
     """Locally one task (the encoder loads once, torch uses every core); on a cluster one task
     per shard, submitted together."""
     config = {**plan.embed_config, **({"encoder": plan.encoder} if plan.encoder else {})}
     if not plan.runner.distributed:
-        return embed_shards(plan.work_dir, None, config)
+        return _reports([embed_shards(plan.work_dir, None, config)], "embed")
     keys = list(WorkDir(Path(plan.work_dir)).manifest_shards("clips"))
     futures = [embed_shards.submit(plan.work_dir, [key], config, key) for key in keys]
-    return sum_reports([fut.result() for fut in futures])
+    return _reports([fut.result() for fut in futures], "embed")
 
 
-def step_train(plan: BuildPlan) -> dict[str, Any]:
+def step_train(plan: BuildPlan) -> StageReport:
     """One task (one model); placed like generation."""
     with placed(plan.runner, plan.generate_resources):
         future = train_adapter.submit(plan.work_dir, plan.train_config)
-    return future.result()
+    return StageReport.model_validate(future.result())
 
 
-def step_evaluate(plan: BuildPlan) -> dict[str, Any]:
+def step_evaluate(plan: BuildPlan) -> StageReport:
     """One task, on the same kind of worker as training."""
     with placed(plan.runner, plan.generate_resources):
         future = evaluate_adapter.submit(plan.work_dir, plan.train_config, plan.evaluate_config)
-    return future.result()
+    return StageReport.model_validate(future.result())
 
 
-def step_publish(plan: BuildPlan) -> dict[str, Any]:
+def step_publish(plan: BuildPlan) -> StageReport:
     """One task; ``output_repo`` becomes the card's repo id and the push target."""
     repo = {"repo_id": plan.output_repo} if plan.output_repo else {}
-    return publish_dataset(plan.work_dir, {**plan.publish_config, **repo}, plan.output_repo,
-                           plan.output_private)
+    return StageReport.model_validate(publish_dataset(
+        plan.work_dir, {**plan.publish_config, **repo}, plan.output_repo, plan.output_private))
 
 
 #: Stage → step. Adding a stage: a task above, a step, one entry here.
-STEPS: dict[str, Callable[[BuildPlan], dict[str, Any]]] = {
+STEPS: dict[str, Callable[[BuildPlan], StageReport]] = {
     "ingest": step_ingest, "augment": step_augment, "generate": step_generate,
     "embed": step_embed, "train": step_train, "evaluate": step_evaluate,
     "publish": step_publish,
@@ -336,12 +342,13 @@ def redact_logs() -> None:
 
 @flow(name="build-musicqa-stages", log_prints=False)
 def run_stages(plan: BuildPlan, stages_to_run: list[str]) -> dict[str, Any]:
-    """The stages in order on this flow's task runner; wall-clock seconds per stage."""
-    summary: dict[str, Any] = {"ingest": {}}
+    """The stages in order on this flow's task runner: stage → its report (JSON), and
+    ``timings``: wall-clock seconds per stage."""
+    summary: dict[str, Any] = {}
     timings: dict[str, float] = {}
     for stage in stages_to_run:
         t0 = time.perf_counter()
-        summary[stage] = STEPS[stage](plan)
+        summary[stage] = STEPS[stage](plan).model_dump(mode="json")
         timings[stage] = round(time.perf_counter() - t0, 3)
     summary["timings"] = timings
     return summary
@@ -370,7 +377,8 @@ def build_musicqa(
     task_runner_address: str | None = None,
     task_runner_workers: int = 2,
 ) -> dict[str, Any]:
-    """Build a MusicQA dataset.
+    """Build a MusicQA dataset; returns ``stages``, each stage's ``StageReport`` (as JSON) by
+    name, ``timings`` and ``run_report``.
 
     Parameters
     ----------
@@ -430,11 +438,16 @@ def build_musicqa(
                    **pipeline(plan, wanted)}
     timings = summary["timings"]
     timings["total"] = round(time.perf_counter() - t0, 3)
-    summary["run_report"] = write_report(work_dir, summary, timings)
+    reports = {s: StageReport.model_validate(summary[s]) for s in wanted}
+    facts = {"work_dir": work_dir, "task_runner": task_runner, "stages": wanted}
+    summary["run_report"] = write_report(work_dir, {s: summary[s] for s in wanted}, timings,
+                                         facts)
     create_table_artifact(
-        key="build-timings",
-        table=[{"stage": s, "seconds": v} for s, v in timings.items()],
-        description=f"Wall-clock seconds per stage ({task_runner} task runner)",
+        key="stage-reports",
+        table=[{**row, "flow_seconds": timings.get(row["stage"])}
+               for row in summary_rows(reports)],
+        description=f"Stage reports, flow seconds per stage ({task_runner} task runner; "
+                    f"total {timings['total']:.1f} s)",
     )
     get_run_logger().info("build-musicqa ran stages %s into %s\n%s", wanted, work_dir,
                           render_summary_table(summary))
@@ -454,40 +467,15 @@ def check_stages(stages_to_run: list[str] | None) -> list[str]:
 
 
 def render_summary_table(summary: dict[str, Any]) -> str:
-    """A plain-text table: stage, seconds, and its headline count."""
+    """A plain-text table: stage, flow seconds, and its report's headline."""
     rows = [("stage", "seconds", "result")]
     for stage, seconds in summary["timings"].items():
-        rows.append((stage, f"{seconds:.1f}", _headline(summary.get(stage))))
+        report = summary.get(stage)
+        headline = StageReport.model_validate(report).headline() if report else ""
+        rows.append((stage, f"{seconds:.1f}", headline))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                      for r in rows)
-
-
-def _headline(result: Any) -> str:
-    if not isinstance(result, dict) or not result:
-        return ""
-    if all(isinstance(r, dict) and "clips" in r for r in result.values()):  # ingest: per source
-        return f"{sum(r['clips'] for r in result.values())} clips from {len(result)} sources"
-    if "accepted" in result:
-        return f"{result['accepted']} pairs accepted of {result.get('requests', 0)} requests"
-    if "items_out" in result:
-        return (f"{result['items_out']} rows from {result['items_in']} clips; "
-                f"{result['shards_reused']}/{result['shards']} shards reused")
-    return ", ".join(f"{k}={v}" for k, v in result.items() if isinstance(v, int | float | str))[:80]
-
-
-def sum_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add up per-shard stage reports (counts by key, seconds)."""
-    total: dict[str, Any] = {"shards": 0, "shards_reused": 0, "items_in": 0, "items_out": 0,
-                             "seconds": 0.0, "counts": {}, "skipped": {}, "rejected": {}}
-    for r in reports:
-        for k in ("shards", "shards_reused", "items_in", "items_out", "seconds"):
-            total[k] += r[k]
-        for k in ("counts", "skipped", "rejected"):
-            for reason, n in r[k].items():
-                total[k][reason] = total[k].get(reason, 0) + n
-    total["seconds"] = round(total["seconds"], 3)
-    return total
 
 
 def sources_from_data_dir(data: Path) -> dict[str, str]:
@@ -537,22 +525,25 @@ def _main() -> None:
         params["task_runner_address"] = args.address
     params.setdefault("task_runner_workers", args.workers)
     result = build_musicqa(**params)
+    reports = {s: StageReport.model_validate(result[s]) for s in result["stages"]}
     manifests = WorkDir(Path(args.out)).manifest_shards("clips")
-    total = sum(r["clips"] for r in result["ingest"].values())
-    done = {"stages_ran": result["stages"], "clips": total, "clip_shards": len(manifests),
-            "work_dir": str(Path(args.out).resolve()), "seconds": result["timings"]}
-    if "augment" in result:
-        done["features"] = result["augment"]["counts"]
-    if "generate" in result:
-        done["qa_pairs"] = result["generate"]["accepted"]
-        done["qa_rejected"] = result["generate"]["rejected"]
-    if "train" in result:
-        done["train"] = {k: result["train"].get(k) for k in ("run", "first_loss", "last_loss",
-                                                             "seconds")}
-    if "evaluate" in result:
-        done["evaluate"] = result["evaluate"].get("metrics")
-    if "publish" in result:
-        done["published"] = result["publish"].get("out_dir")
+    done: dict[str, Any] = {"stages_ran": result["stages"], "clip_shards": len(manifests),
+                            "work_dir": str(Path(args.out).resolve()),
+                            "seconds": result["timings"]}
+    if "ingest" in reports:
+        done["clips"] = reports["ingest"].items_out
+    if "augment" in reports:
+        done["features"] = reports["augment"].counts
+    if "generate" in reports:
+        done["qa_pairs"] = reports["generate"].items_out
+        done["qa_rejected"] = reports["generate"].rejected
+    if "train" in reports:
+        done["train"] = {k: reports["train"].details.get(k)
+                         for k in ("run", "first_loss", "last_loss")}
+    if "evaluate" in reports:
+        done["evaluate"] = reports["evaluate"].details.get("metrics")
+    if "publish" in reports:
+        done["published"] = reports["publish"].details.get("out_dir")
     if result.get("run_report"):
         done["run_report"] = result["run_report"]
     print(json.dumps(done, indent=2))  # noqa: T201

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qagen.demo.spec import ChordSpan, DemoClip, DemoTruth
+from qagen.records.demo import ChordSpan, DemoClip, DemoTruth
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from qagen.cli import main, parse_option_pairs
-from qagen.demo.spec import DemoClip
 from qagen.errors import ConfigError
+from qagen.records.demo import DemoClip
 from qagen.sources import musiccaps
 
 
@@ -37,7 +37,7 @@ def test_ingest_command_writes_manifest_and_summary(
     assert "clips" in out and "audio ok" in out
     assert list((tmp_path / "w" / "manifests").glob("clips-musiccaps-*.parquet"))
     report = json.loads((tmp_path / "w" / "reports" / "ingest-musiccaps.json").read_text())
-    assert report["clips"] == 3
+    assert report["items_out"] == 3 and report["counts"]["audio:ok"] == 3
 
     assert run_cli(monkeypatch, "manifest", "--work", str(tmp_path / "w")) == 0
     assert "3 clips in 1 shards" in " ".join(capsys.readouterr().out.split())

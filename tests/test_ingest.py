@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest
 
 from qagen import manifest
-from qagen.demo.spec import DemoClip
 from qagen.errors import ConfigError
 from qagen.ingest import ingest
 from qagen.manifest import iter_manifest, read_records
 from qagen.records import AudioStatus, Clip, Rejection
+from qagen.records.demo import DemoClip
 from qagen.sources import musiccaps
 from qagen.workdir import WorkDir
 
@@ -31,7 +31,7 @@ def test_missing_audio_is_kept_listed_and_counted(
     gone.unlink()
     work = WorkDir(tmp_path / "w")
     report = ingest("musiccaps", root, work=work)
-    assert report.by_audio_status == {"missing": 1, "ok": 2}
+    assert report.counted("audio") == {"missing": 1, "ok": 2}
     clips = all_clips(work)
     assert len(clips) == 3
     missing = [c for c in clips if c.audio_status is AudioStatus.missing]
@@ -39,7 +39,7 @@ def test_missing_audio_is_kept_listed_and_counted(
     listed = work.missing_audio_list("musiccaps").read_text().splitlines()
     assert listed == [f"{missing[0].clip_id}\t{missing[0].audio_path}"]
     saved = json.loads(work.stage_report("ingest", "musiccaps").read_text())
-    assert saved["by_audio_status"] == {"missing": 1, "ok": 2}
+    assert saved["counts"]["audio:missing"] == 1 and saved["counts"]["audio:ok"] == 2
 
 
 def test_duplicates_are_rejected_once(tmp_path: Path, toy_clips: list[DemoClip]) -> None:
@@ -49,7 +49,8 @@ def test_duplicates_are_rejected_once(tmp_path: Path, toy_clips: list[DemoClip])
     csv_path.write_text("".join([*lines, lines[1]]))
     work = WorkDir(tmp_path / "w")
     report = ingest("musiccaps", root, work=work)
-    assert report.clips == 3 and report.dropped == {"duplicate_id": 1}
+    assert report.items_out == 3 and report.rejected == {"duplicate_id": 1}
+    assert report.items_in == 4  # every row read, the dropped one too
     rej = [r for p in work.rejects.glob("ingest-*.parquet") for r in read_records(p, Rejection)]
     assert [r.reason for r in rej] == ["duplicate_id"]
 
@@ -72,10 +73,10 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(
                 raise KeyboardInterrupt  # killed while writing shard 1
         return real_write(path, records, model)
 
-    monkeypatch.setattr("qagen.ingest.write_records", dying_write)
+    monkeypatch.setattr("qagen.engine.write_records", dying_write)
     with pytest.raises(KeyboardInterrupt):
         ingest("musiccaps", root, work=work, shard_size=1, hash_audio=True)
-    monkeypatch.setattr("qagen.ingest.write_records", real_write)
+    monkeypatch.setattr("qagen.engine.write_records", real_write)
     report = ingest("musiccaps", root, work=work, shard_size=1, hash_audio=True)
     assert report.shards == 3 and report.shards_reused == 1
     assert all_clips(work) == all_clips(clean)
@@ -91,7 +92,7 @@ def test_rerun_with_fewer_rows_drops_stale_shards(
     csv_path = root / "musiccaps-public.csv"
     csv_path.write_text("".join(csv_path.read_text().splitlines(keepends=True)[:2]))
     report = ingest("musiccaps", root, work=work, shard_size=1)
-    assert report.clips == 1
+    assert report.items_out == 1
     assert list(work.manifest_shards("clips")) == ["musiccaps-00000"]
     assert list(work.markers("ingest")) == ["musiccaps-00000"]
 

@@ -52,3 +52,33 @@ def test_written_files_follow_the_umask_not_mkstemp_0600(tmp_path: Path) -> None
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o664
+
+
+def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path: Path) -> None:
+    import pytest
+
+    from qagen.manifest import atomic_path
+
+    target = tmp_path / "sub" / "a.txt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("first")
+    with pytest.raises(RuntimeError, match="killed"), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "first"
+    assert [p.name for p in target.parent.iterdir()] == ["a.txt"]
+    with atomic_path(tmp_path / "clip.flac", suffix=".flac") as tmp:
+        assert tmp.suffix == ".flac" and tmp.parent == tmp_path  # soundfile reads the suffix
+        tmp.write_bytes(b"x")
+    assert (tmp_path / "clip.flac").read_bytes() == b"x"
+
+
+def test_write_bytes_if_changed_leaves_identical_files_alone(tmp_path: Path) -> None:
+    from qagen.manifest import write_bytes_if_changed
+
+    path = tmp_path / "card.md"
+    assert write_bytes_if_changed(path, b"v1") is True
+    mtime = path.stat().st_mtime_ns
+    assert write_bytes_if_changed(path, b"v1") is False
+    assert path.stat().st_mtime_ns == mtime
+    assert write_bytes_if_changed(path, b"v2") is True and path.read_bytes() == b"v2"

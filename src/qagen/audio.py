@@ -9,14 +9,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
-import os
 import stat
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from qagen.manifest import shareable
+from qagen.manifest import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +74,9 @@ def write_audio(path: Path, y: np.ndarray, *, sr: int) -> None:
     if suffix not in _FORMATS:
         raise ValueError(f"cannot write audio as {suffix!r}; use one of {sorted(_FORMATS)}")
     fmt, subtype = _FORMATS[suffix]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=suffix) as tmp:
         sf.write(tmp, np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0), sr,
                  format=fmt, subtype=subtype)
-        shareable(tmp)
-        Path(tmp).replace(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def load_audio(

@@ -92,21 +92,25 @@ def _progress_bar(label: str) -> Iterator[Any]:
         yield ProgressSink(update, every_s=0.2)
 
 
-def _stage_table(title: str, report: Any, *, out_label: str, count_label: str) -> Table:
-    """The per-shard stages' summary (a ``runner.StageReport``): in/out, reasons, reuse."""
+def _stage_table(title: str, report: Any, *, items_in: str, items_out: str) -> Table:
+    """Every stage's summary, from its ``StageReport``: in/out, labels, reasons, extras,
+    reuse, seconds (the rows the flow posts too); ``items_in``/``items_out`` name the units."""
     table = Table(title=title)
     table.add_column("what")
     table.add_column("count", justify="right")
-    table.add_row("clips in", str(report.items_in))
-    table.add_row(out_label, str(report.items_out))
-    for label, n in report.counts.items():
-        table.add_row(f"{count_label}{label}", str(n))
-    for reason, n in report.skipped.items():
-        table.add_row(f"skipped: {reason}", str(n))
-    for reason, n in report.rejected.items():
-        table.add_row(f"rejected: {reason}", str(n))
-    table.add_row("shards (reused)", f"{report.shards} ({report.shards_reused})")
+    names = {"items in": items_in, "items out": items_out}
+    for what, value in report.rows():
+        table.add_row(names.get(what, what), value)
     return table
+
+
+def _check_device(value: str) -> str:
+    """Option callback: ``--device cuda`` without a GPU fails while parsing, before the
+    command (and its work-dir lock) starts."""
+    from qagen.devices import resolve_device
+
+    resolve_device(value)
+    return value
 
 
 def _writes_work(command: Callable[..., None]) -> Callable[..., None]:
@@ -160,21 +164,9 @@ def ingest(
             hash_audio=hash_audio,
             on_progress=tick,
         )
-    table = Table(title=f"ingest {source} ({report.seconds:.1f} s)")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("clips", str(report.clips))
-    for split, n in report.by_split.items():
-        table.add_row(f"  split {split}", str(n))
-    for status, n in report.by_audio_status.items():
-        table.add_row(f"  audio {status}", str(n))
-    for reason, n in report.dropped.items():
-        table.add_row(f"dropped: {reason}", str(n))
-    for reason, n in report.repaired.items():
-        table.add_row(f"kept after repair: {reason}", str(n))
-    table.add_row("shards (reused)", f"{report.shards} ({report.shards_reused})")
-    out.print(table)
-    if report.by_audio_status.get("missing"):
+    out.print(_stage_table(f"ingest {source}", report, items_in="rows read",
+                           items_out="clips"))
+    if report.counted("audio").get("missing"):
         out.print(f"missing audio listed in {WorkDir(work).missing_audio_list(source)}")
 
 
@@ -203,8 +195,8 @@ def augment(
             cache=cache,
             on_item=tick,
         )
-    out.print(_stage_table(f"augment ({report.seconds:.1f} s, {total} shards)", report,
-                           out_label="feature rows", count_label="status "))
+    out.print(_stage_table(f"augment ({total} shards)", report, items_in="clips in",
+                           items_out="feature rows"))
 
 
 @app.command("eval-augment")
@@ -212,13 +204,15 @@ def eval_augment(
     truth: Annotated[Path, typer.Option(help="truth.jsonl (the demo corpus writes one).")],
     work: Annotated[Path, typer.Option(help="Work directory (after augment).")] = Path("work"),
     out_json: Annotated[Path | None, typer.Option("--out", help="Write scores as JSON.")] = None,
+    split: Annotated[str | None, typer.Option(
+        help="Score only truth rows of this split (the hard set: dev or test).")] = None,
 ) -> None:
     """Score the features against ground truth with mir_eval (tempo, key, chords, beats)."""
     from qagen.augment.evaluate import evaluate_augment
     from qagen.manifest import write_json_atomic
     from qagen.workdir import WorkDir
 
-    scores = evaluate_augment(WorkDir(work), truth)
+    scores = evaluate_augment(WorkDir(work), truth, split=split)
     table = Table(
         title=f"augment vs truth ({scores.clips_scored} clips, "
         f"{scores.clips_missing} without features)"
@@ -236,6 +230,10 @@ def eval_augment(
     table.add_row("beat F", f"{scores.beat_f:.3f}", "same")
     table.add_row("downbeat F", f"{scores.downbeat_f:.3f}", "same")
     table.add_row("meter accuracy", f"{scores.meter_accuracy:.3f}", "same")
+    if scores.music_accuracy is not None:
+        table.add_row("music / not music", f"{scores.music_accuracy:.3f}", "-")
+    if scores.nonmusic_withheld is not None:
+        table.add_row("not music: key+tempo withheld", f"{scores.nonmusic_withheld:.3f}", "-")
     out.print(table)
     target = out_json or WorkDir(work).reports / "eval-augment.json"
     write_json_atomic(target, scores.model_dump(mode="json"))
@@ -269,6 +267,14 @@ def generate(
         "vllm"
     ),
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per replica.")] = 1,
+    concurrency: Annotated[int, typer.Option(
+        min=1, help="openai backend: requests in flight.")] = 8,
+    timeout_s: Annotated[float, typer.Option(
+        min=0.1, help="openai backend: seconds to wait for one answer.")] = 120.0,
+    connect_timeout_s: Annotated[float, typer.Option(
+        min=0.1, help="openai backend: seconds to connect (a dead server fails fast).")] = 10.0,
+    max_retries: Annotated[int, typer.Option(
+        min=0, help="openai backend: tries after the first, per request.")] = 4,
     max_clips_per_shard: Annotated[int | None, typer.Option(min=1, help="Quick runs.")] = None,
     max_tokens: Annotated[int | None, typer.Option(min=16,
         help="Completion token limit (default: each template's output length bound)."
@@ -306,6 +312,10 @@ def generate(
         base_url=base_url,
         server_kind=server_kind,
         tensor_parallel_size=tensor_parallel_size,
+        concurrency=concurrency,
+        timeout_s=timeout_s,
+        connect_timeout_s=connect_timeout_s,
+        max_retries=max_retries,
     )
     with _progress_bar("generate") as sink:
         report = run_generate(
@@ -355,14 +365,13 @@ def embed(
     frame_layer: Annotated[str, typer.Option(help="Hidden state index, or 'mean'.")] = "mean",
     threads: Annotated[int | None, typer.Option(
         min=1, help="torch threads (default: all cores).")] = None,
-    device: Annotated[str, typer.Option(help="auto|cpu|cuda")] = "auto",
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N",
+                                        callback=_check_device)] = "auto",
     cache: Annotated[bool, typer.Option(help="Reuse embeddings by audio hash.")] = True,
 ) -> None:
     """Embed every clip with a MERT encoder → WORK/embeddings/ (+ index.parquet)."""
-    from qagen.devices import resolve_device
     from qagen.embed.config import EmbedConfig
 
-    resolve_device(device)  # a missing GPU is one line now, not a traceback later
     if frame_layer != "mean" and not frame_layer.lstrip("-").isdigit():
         raise ConfigError(f"--frame-layer {frame_layer!r}: use 'mean' or a hidden-state index")
     from qagen.embed.stage import embed as run_embed
@@ -377,9 +386,9 @@ def embed(
     with _spinner("embed", "clips") as tick:
         report = run_embed(WorkDir(work), config=cfg, cache=cache,
                            on_item=tick)
-    out.print(_stage_table(f"embed ({report.seconds:.1f} s, encoder {encoder})", report,
-                           out_label="clips embedded", count_label="  "))
-    out.print(f"index: {WorkDir(work).root / 'embeddings' / 'index.parquet'}")
+    out.print(_stage_table(f"embed (encoder {encoder})", report, items_in="clips in",
+                           items_out="clips embedded"))
+    out.print(f"index: {WorkDir(work).embedding_index}")
 
 
 @app.command()
@@ -426,8 +435,8 @@ def evaluate(
     threads: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """Answer the held-out questions with a trained run; write predictions, metrics, card."""
-    from qagen.evaluate import EvaluateConfig
-    from qagen.evaluate import evaluate as run_eval
+    from qagen.train.config import EvaluateConfig
+    from qagen.train.evaluate import evaluate as run_eval
     from qagen.workdir import WorkDir
 
     report = run_eval(WorkDir(work), run=run, config=EvaluateConfig(
@@ -456,7 +465,7 @@ def publish(
     leakage: Annotated[str, typer.Option(help="report|error")] = "report",
 ) -> None:
     """Write a Hugging Face dataset folder (parquet configs, card, plots, exports); --push it."""
-    from qagen.publish import PublishConfig
+    from qagen.publish import PublishConfig, PublishReport
     from qagen.publish import publish as run_publish
     from qagen.publish import push as run_push
     from qagen.workdir import WorkDir
@@ -465,17 +474,19 @@ def publish(
         out_dir=out_dir, repo_id=repo_id or push_to, embed_audio=embed_audio,
         export_audio=export_audio,
         license=license_id, leakage=leakage))
-    table = Table(title=f"publish ({report.seconds:.1f} s) → {report.out_dir}")
+    facts = PublishReport.model_validate(report.details)
+    out.print(_stage_table("publish", report, items_in="clips in", items_out="rows joined"))
+    table = Table(title=f"published → {facts.out_dir}")
     for col in ("config", "split", "rows"):
         table.add_column(col)
-    for cfg, splits in report.configs.items():
+    for cfg, splits in facts.configs.items():
         for split, n in splits.items():
             table.add_row(cfg, split, str(n))
     out.print(table)
-    out.print(f"license {report.license.hub_id}; {len(report.files_written)} files written, "
-              f"{len(report.files_removed)} removed; leakage findings: {len(report.leakage)}")
+    out.print(f"license {facts.license.hub_id}; {len(facts.files_written)} files written, "
+              f"{len(facts.files_removed)} removed; leakage findings: {len(facts.leakage)}")
     if push_to:
-        pushed = run_push(Path(report.out_dir), repo_id=push_to, private=not public)
+        pushed = run_push(Path(facts.out_dir), repo_id=push_to, private=not public)
         out.print(f"pushed {pushed.files} files to {pushed.repo_url} ({pushed.commit_url})")
 
 
@@ -501,7 +512,7 @@ def demo_corpus(
     force: Annotated[bool, typer.Option(help="Re-render even if up to date.")] = False,
 ) -> None:
     """Synthesise the demo corpus (known tempo/meter/key/chords) in every native layout."""
-    from qagen.demo.corpus import write_demo_corpus
+    from qagen.stages import write_demo_corpus
 
     chosen = [s.strip() for s in sources.split(",")] if sources else None
     corpus = write_demo_corpus(out_dir, sources=chosen, seed=seed, force=force)
@@ -509,6 +520,26 @@ def demo_corpus(
     out.print(f"{verb} {corpus.clips} clips under {corpus.root}; truth: {corpus.truth_path}")
     for name, path in corpus.sources.items():
         out.print(f"  qagen ingest {name} {path}")
+
+
+@app.command("hard-set")
+def hard_set(
+    out_dir: Annotated[Path, typer.Argument(help="Where to write the set.")],
+    n: Annotated[int, typer.Option(min=1, help="Rendered General-MIDI pieces.")] = 48,
+    seed: Annotated[int, typer.Option()] = 0,
+    realaudio: Annotated[Path | None, typer.Option(
+        help="shared/realaudio: add its recordings with what is known of them.")] = None,
+    force: Annotated[bool, typer.Option(help="Re-render even if up to date.")] = False,
+) -> None:
+    """Render the hard evaluation set (fluidsynth + General MIDI; dev and test halves)."""
+    from qagen.augment.hardset import write_hard_set
+
+    truth = write_hard_set(out_dir, n=n, seed=seed, realaudio=realaudio, force=force)
+    rows = [json.loads(x) for x in truth.read_text(encoding="utf-8").splitlines() if x]
+    halves = {s: sum(r["split"] == s for r in rows) for s in ("dev", "test")}
+    out.print(f"{len(rows)} clips (dev {halves['dev']}, test {halves['test']}); truth: {truth}")
+    out.print(f"  qagen ingest audiofolder {Path(out_dir) / 'audiofolder'}")
+    out.print("  tune on split=dev rows only; report split=test (bench/hardset.py does both)")
 
 
 @app.command("gate-eval")

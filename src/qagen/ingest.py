@@ -8,19 +8,19 @@ atomic writes, resume markers, rejection files, and a report.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict
 
 from qagen.audio import check_regular_file, sha256_file
+from qagen.engine import ParquetSink, ShardWork, StageReport, StreamShards, run_stage
 from qagen.errors import ConfigError, UnsafePathError
-from qagen.manifest import write_json_atomic, write_records
+from qagen.manifest import write_json_atomic, write_text_atomic
 from qagen.paths import safe_join
 from qagen.records import AudioStatus, Clip, Rejection
 from qagen.records.rejection import IngestReason
@@ -34,20 +34,13 @@ STAGE_VERSION = "1"
 STAGE = "ingest"
 
 
-class IngestReport(BaseModel):
-    """What one ingest run did; printed by the CLI, posted by the flow, saved as JSON."""
+class IngestConfig(BaseModel):
+    """What besides the rows decides a clip shard's content (hashed into its fingerprint)."""
 
-    source: str
-    root: str
-    clips: int = 0
-    shards: int = 0
-    shards_reused: int = 0
-    by_split: dict[str, int] = Field(default_factory=dict)
-    by_audio_status: dict[str, int] = Field(default_factory=dict)
-    dropped: dict[str, int] = Field(default_factory=dict, description="Rows dropped, by reason.")
-    repaired: dict[str, int] = Field(default_factory=dict, description="Rows kept after repair.")
-    seconds: float = 0.0
-    manifest_paths: list[str] = Field(default_factory=list)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    options: dict[str, Any]
+    check_audio: bool
+    hash_audio: bool
 
 
 def _check_audio(clip: Clip, root: Path) -> Clip:
@@ -71,21 +64,101 @@ def _check_audio(clip: Clip, root: Path) -> Clip:
                                    "audio_status_reason": f"no file at {clip.audio_path}"})
 
 
-def _fingerprint(options_json: str, hash_audio: bool, clips: list[Clip]) -> str:
+def _identity(clips: list[Clip], rejections: list[Rejection]) -> str:
+    """Content identity of one chunk of rows (after the audio check, so a file that appears
+    or disappears redoes its shard)."""
     h = hashlib.sha256()
-    h.update(f"{STAGE_VERSION}\x1f{options_json}\x1f{hash_audio}".encode())
     for clip in clips:
         h.update(clip.model_dump_json().encode())
+    for rej in rejections:
+        h.update(rej.model_dump_json().encode())
     return h.hexdigest()
 
 
-def _marker_matches(marker: Path, shard: Path, fingerprint: str) -> bool:
-    if not (marker.is_file() and shard.is_file()):
-        return False
-    try:
-        return json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == fingerprint
-    except (OSError, json.JSONDecodeError):
-        return False
+@dataclass
+class _Chunker:
+    """Rows of one source → shards of ``shard_size`` clips (with the rows dropped among them),
+    deduplicated by clip id and audio-checked; made lazily, one shard in memory at a time."""
+
+    source: str
+    root: Path
+    items: Iterator[Clip | Rejection]
+    shard_size: int
+    check_audio: bool
+    on_progress: Callable[[int], None] | None
+    missing: list[str] = field(default_factory=list)
+    clips_seen: int = 0
+    _started: float = 0.0
+
+    def __iter__(self) -> Iterator[ShardWork[Clip]]:
+        seen: set[str] = set()
+        clips: list[Clip] = []
+        rejections: list[Rejection] = []
+        index = 0
+        self._started = time.perf_counter()
+        for item in self.items:
+            if isinstance(item, Rejection):
+                rejections.append(item)
+                continue
+            if item.clip_id in seen:
+                rejections.append(Rejection(
+                    stage=STAGE, source=self.source, item_id=item.clip_id,
+                    reason=IngestReason.duplicate_id,
+                    detail=f"second row for {item.source_id} (window {item.start_s}-"
+                    f"{item.end_s} s); first one kept"))
+                continue
+            seen.add(item.clip_id)
+            clip = _check_audio(item, self.root) if self.check_audio else item
+            if clip.audio_status is AudioStatus.missing:
+                self.missing.append(f"{clip.clip_id}\t{clip.audio_path}")
+            clips.append(clip)
+            self.clips_seen += 1
+            if self.on_progress is not None:
+                self.on_progress(self.clips_seen)
+            if len(clips) >= self.shard_size:
+                yield self._shard(index, clips, rejections)
+                self._started = time.perf_counter()  # the engine's time on it is not reading
+                index += 1
+                clips, rejections = [], []
+        if clips or rejections or index == 0:
+            yield self._shard(index, clips, rejections)
+
+    def _shard(self, index: int, clips: list[Clip],
+               rejections: list[Rejection]) -> ShardWork[Clip]:
+        rows = list(clips)
+        read = time.perf_counter() - self._started
+        return ShardWork(key=WorkDir.shard_key(self.source, index),
+                         identity=_identity(rows, rejections), load=lambda: rows,
+                         prior=list(rejections), read_seconds=read)
+
+    def owns(self, key: str) -> bool:
+        head, _, tail = key.rpartition("-")
+        return head == self.source and tail.isdigit()
+
+
+@dataclass(frozen=True)
+class _AudioHasher:
+    """The per-clip function: record ``audio_sha256`` (reads each readable file once)."""
+
+    root: Path
+
+    def __call__(self, clip: Clip) -> Clip:
+        if clip.audio_status is not AudioStatus.ok:
+            return clip
+        try:
+            sha = sha256_file(safe_join(self.root, clip.audio_path))
+        except OSError as exc:  # gone or unreadable since the audio check
+            return clip.model_copy(update={"audio_status": AudioStatus.excluded,
+                                           "audio_status_reason": f"{clip.audio_path}: {exc}"})
+        return clip.model_copy(update={"audio_sha256": sha})
+
+
+def _keep(clip: Clip) -> Clip:
+    return clip
+
+
+def _labels(clip: Clip) -> list[str]:
+    return [f"split:{clip.split.value}", f"audio:{clip.audio_status.value}"]
 
 
 def ingest(
@@ -98,7 +171,8 @@ def ingest(
     check_audio: bool = True,
     hash_audio: bool = False,
     on_progress: Callable[[int], None] | None = None,
-) -> IngestReport:
+    strict: bool = False,
+) -> StageReport:
     """Ingest one dataset copy into the clip manifest of ``work``.
 
     Re-running on unchanged input rewrites nothing (each shard's fingerprint matches its
@@ -117,6 +191,14 @@ def ingest(
     hash_audio
         Also record ``audio_sha256`` (reads every file once).
 
+    Returns
+    -------
+    StageReport
+        ``items_in`` rows read, ``items_out`` clips; ``rejected`` the rows dropped by reason;
+        ``counts`` ``split:<split>``, ``audio:<status>`` and ``repaired:<reason>`` (rows kept
+        after repair); ``details`` ``roots`` (source → root) and ``manifest_paths``. Also
+        saved as ``reports/ingest-<source>.json``.
+
     Raises
     ------
     ConfigError
@@ -132,97 +214,22 @@ def ingest(
     if not root.is_dir():
         raise ConfigError(f"dataset root for {source!r} is not a directory: {root}")
     t0 = time.perf_counter()
-    report = IngestReport(source=source, root=str(root.resolve()))
-    options_json = opts.model_dump_json()
-    seen: set[str] = set()
-    clips: list[Clip] = []
-    rejections: list[Rejection] = []
-    missing: list[str] = []
-    counts = {"split": Counter[str](), "audio": Counter[str](), "dropped": Counter[str](),
-              "repaired": Counter[str]()}
-
-    def flush() -> None:
-        key = WorkDir.shard_key(source, report.shards)
-        shard = work.manifest_shard("clips", key)
-        marker = work.marker(STAGE, key)
-        fingerprint = _fingerprint(options_json, hash_audio, clips)
-        if _marker_matches(marker, shard, fingerprint):
-            report.shards_reused += 1
-        else:
-            rows = clips
-            if hash_audio:
-                rows = [c.model_copy(update={"audio_sha256": sha256_file(root / c.audio_path)})
-                        if c.audio_status is AudioStatus.ok else c for c in clips]
-            write_records(shard, rows, Clip)
-            rej_path = work.rejects_shard(STAGE, key)
-            if rejections:
-                write_records(rej_path, rejections, Rejection)
-            else:
-                rej_path.unlink(missing_ok=True)
-            write_json_atomic(marker, {
-                "fingerprint": fingerprint, "stage_version": STAGE_VERSION, "clips": len(rows),
-                "rejections": dict(Counter(r.reason for r in rejections)),
-            })
-        report.manifest_paths.append(str(shard))
-        report.shards += 1
-        clips.clear()
-        rejections.clear()
-
-    for item in src.iter_clips(root, options=opts):
-        if isinstance(item, Rejection):
-            counts["repaired" if item.kept else "dropped"][item.reason] += 1
-            rejections.append(item)
-            continue
-        if item.clip_id in seen:
-            rej = Rejection(stage=STAGE, source=source, item_id=item.clip_id,
-                            reason=IngestReason.duplicate_id,
-                            detail=f"second row for {item.source_id} (window {item.start_s}-"
-                            f"{item.end_s} s); first one kept")
-            counts["dropped"][rej.reason] += 1
-            rejections.append(rej)
-            continue
-        seen.add(item.clip_id)
-        clip = _check_audio(item, root) if check_audio else item
-        if clip.audio_status is AudioStatus.missing:
-            missing.append(f"{clip.clip_id}\t{clip.audio_path}")
-        counts["split"][clip.split.value] += 1
-        counts["audio"][clip.audio_status.value] += 1
-        clips.append(clip)
-        report.clips += 1
-        if on_progress is not None:
-            on_progress(report.clips)
-        if len(clips) >= shard_size:
-            flush()
-    if clips or rejections or report.shards == 0:
-        flush()
-    _remove_stale(work, source, keep=report.shards)
-    report.by_split = dict(sorted(counts["split"].items()))
-    report.by_audio_status = dict(sorted(counts["audio"].items()))
-    report.dropped = dict(sorted(counts["dropped"].items()))
-    report.repaired = dict(sorted(counts["repaired"].items()))
-    report.seconds = round(time.perf_counter() - t0, 3)
-    missing_list = work.missing_audio_list(source)
-    missing_list.parent.mkdir(parents=True, exist_ok=True)
-    missing_list.write_text("".join(f"{m}\n" for m in missing), encoding="utf-8")
+    chunks = _Chunker(source=source, root=root, items=iter(src.iter_clips(root, options=opts)),
+                      shard_size=shard_size, check_audio=check_audio, on_progress=on_progress)
+    config = IngestConfig(options=opts.model_dump(mode="json"), check_audio=check_audio,
+                          hash_audio=hash_audio)
+    sink = ParquetSink.manifest(work, "clips", Clip)
+    report = run_stage(work, _AudioHasher(root) if hash_audio else _keep, stage=STAGE,
+                       version=STAGE_VERSION, inputs=StreamShards(chunks, chunks.owns),
+                       sinks=[sink], config=config, strict=strict, label=_labels)
+    keys = [WorkDir.shard_key(source, i) for i in range(report.shards)]
+    report = report.model_copy(update={
+        "seconds": round(time.perf_counter() - t0, 3),
+        "details": {"roots": {source: str(root.resolve())},
+                    "manifest_paths": [str(sink.path(k)) for k in keys]}})
+    write_text_atomic(work.missing_audio_list(source), "".join(f"{m}\n" for m in chunks.missing))
     write_json_atomic(work.stage_report(STAGE, source), report.model_dump(mode="json"))
-    log.info("ingest %s: %d clips in %d shards (%d reused), %s", source, report.clips,
-             report.shards, report.shards_reused, report.by_audio_status)
+    log.info("ingest %s: %d clips in %d shards (%d reused), %s", source, report.items_out,
+             report.shards, report.shards_reused, report.counted("audio"))
     return report
 
-
-def _remove_stale(work: WorkDir, source: str, *, keep: int) -> None:
-    """Drop shards (and their markers/rejections) beyond the ``keep`` this run wrote."""
-    for key, path in work.manifest_shards("clips", source=source).items():
-        if int(key.rsplit("-", 1)[1]) >= keep:
-            path.unlink(missing_ok=True)
-            work.marker(STAGE, key).unlink(missing_ok=True)
-            work.rejects_shard(STAGE, key).unlink(missing_ok=True)
-
-
-def dataset_roots(work: WorkDir) -> dict[str, Path]:
-    """Source → dataset root, as recorded by ingest in ``reports/ingest-<source>.json``."""
-    roots = {}
-    for path in sorted(work.reports.glob("ingest-*.json")):
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        roots[meta["source"]] = Path(meta["root"])
-    return roots

@@ -1,8 +1,11 @@
-"""Parquet manifests: Arrow schemas derived from the record models, atomic shard writes.
+"""Parquet manifests: Arrow schemas derived from the record models; the one atomic write.
 
 Columns are exactly the model's fields. Nested models become structs, lists stay lists,
 enums are strings, and ``dict`` fields are stored as JSON text (portable to pandas, Hugging
 Face datasets and DuckDB alike). Shards are read one at a time, never the whole manifest.
+
+Every file qagen writes goes through :func:`atomic_path` (temp file beside the target, renamed
+onto it): a reader never sees half a file and a killed run leaves the previous one intact.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import tempfile
 import types
 import typing
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -108,17 +112,62 @@ def shareable(path: Path | str) -> None:
     Path(path).chmod(0o666 & ~current_umask())
 
 
+@contextmanager
+def atomic_path(path: Path, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temp path beside ``path``, renamed onto it when the block exits without error.
+
+    Why one helper: every output (shards, markers, arrays, checkpoints, audio, the published
+    folder) must appear whole or not at all, with the mode ``open()`` would give it
+    (:func:`shareable`); on an exception the temp file is removed and ``path`` is untouched.
+
+    Parameters
+    ----------
+    path
+        The final file; its folder is created.
+    suffix
+        Suffix of the temp name (writers that pick the format from it, such as soundfile,
+        need the real one).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        shareable(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` via temp file + rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write UTF-8 text via temp file + rename (model cards, JSON lines)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` atomically unless the file already holds exactly these bytes.
+
+    Why: re-publishing identical inputs must leave files untouched (same mtime, nothing new
+    for a Hub upload). Returns True when the file was (re)written.
+    """
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return False
+    write_bytes_atomic(path, data)
+    return True
+
+
 def write_table_atomic(table: pa.Table, path: Path) -> None:
     """Write a parquet file via a temp file + rename, so readers never see half a shard."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        shareable(tmp)
-        Path(tmp).replace(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def write_records(path: Path, records: Iterable[M], model: type[M]) -> int:
@@ -153,12 +202,5 @@ def iter_manifest(paths: Iterable[Path], model: type[M]) -> Iterator[M]:
 
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON via temp file + rename (markers and reports)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True, ensure_ascii=False)
-        shareable(tmp)
-        Path(tmp).replace(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=True, ensure_ascii=False)

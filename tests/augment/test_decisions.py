@@ -95,3 +95,36 @@ def test_loudness_and_silence_gate() -> None:
     hiss = estimate_loudness((1e-5 * np.random.default_rng(0).standard_normal(sr * 3)
                               ).astype(np.float32), sr=sr)
     assert hiss.is_silent and hiss.lufs is None
+
+
+def test_fast_music_keeps_the_beat_trackers_tempo_over_a_half_time_tcn() -> None:
+    # Measured on the hard set (4/4, 200 BPM, 8th hats): the TCN head and librosa both said
+    # ~100, the downbeat tracker's beat period 200, and the onsets repeat every 0.3 s.
+    from qagen.augment.musicness import periodicity_profile
+
+    onsets = np.zeros(2000)
+    onsets[::30] = 1.0  # 100 fps: an onset every beat at 200 BPM
+    onsets[::60] = 1.5  # accents every other beat, as a backbeat gives
+    profile = periodicity_profile(onsets, fps=100.0)
+    tcn = np.array([[100.3, 0.96], [67.9, 0.02], [49.9, 0.02]])
+    d = decide_tempo(tcn, beats_bpm=200.0, librosa_bpm=99.4, onset_profile=profile)
+    assert d.bpm == pytest.approx(200.0, rel=0.02)
+    assert d.agreement is TempoAgreement.octave
+    bpms = [b for b, _ in d.alternatives]
+    assert bpms[0] == d.bpm and any(abs(b - 100.0) < 2 for b in bpms)  # the hedge is kept
+    assert sum(w for _, w in d.alternatives) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_natural_minor_heard_as_its_relative_major_is_corrected() -> None:
+    # Measured on the hard set: the CNN said D major (p=0.91) for B minor i–iv–v–i.
+    probs = probs_for(D_major=0.91, B_minor=0.02, A_major=0.03)
+    decision = decide_key(probs, segs("B:min", "E:min", "F#:min", "B:min") * 3)
+    assert (decision.key, decision.cnn_key) == ("B minor", "D major")
+
+
+def test_key_confidence_is_lower_when_the_chords_are_ambiguous() -> None:
+    probs = probs_for(C_major=0.5, A_minor=0.4)
+    clear = decide_key(probs, segs("C:maj", "F:maj", "G:maj", "C:maj") * 2)
+    ambiguous = decide_key(probs, segs("F:maj", "G:maj") * 4)
+    assert clear.key == "C major"
+    assert clear.confidence > ambiguous.confidence

@@ -42,10 +42,23 @@ def test_every_recording_decodes(features: dict[str, ClipFeatures]) -> None:
     assert gs.peak_dbfs is not None and gs.peak_dbfs < -80
     ok = [f for f in features.values() if f.status is FeatureStatus.ok]
     assert len(ok) == 7
-    for f in ok:
+    music = [f for f in ok if f.is_music]
+    assert len(music) == 5
+    for f in music:
         assert f.tempo_bpm and 40 <= f.tempo_bpm <= 240
         assert f.key and f.chords and f.loudness_lufs and -40 < f.loudness_lufs < 0
         assert f.meter in (3, 4) and f.beats == sorted(f.beats)
+
+
+@pytest.mark.parametrize("name", ["5703-47212-0000.hq.ogg", "glacier-bay-humpback.hq.ogg"])
+def test_speech_and_whale_song_are_not_music(features: dict[str, ClipFeatures], name: str) -> None:
+    # Before the music decision, LibriSpeech speech got "G# minor (p=0.71), 81 BPM" and chords.
+    f = features[name]
+    assert f.status is FeatureStatus.ok and f.is_music is False
+    assert f.music_confidence is not None and f.music_confidence > 0.8
+    assert f.withheld_reason == "not_music"
+    assert f.key is None and f.tempo_bpm is None and not f.chords and f.meter is None
+    assert f.loudness_lufs is not None  # loudness is true of any sound
 
 
 def test_known_facts_of_the_recordings(features: dict[str, ClipFeatures]) -> None:

@@ -1,5 +1,6 @@
-"""The augment stage end to end on small inputs: every failure kind, resume, cache."""
+"""The augment stage end to end on small inputs: every failure kind, resume, cache, strict."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -7,11 +8,12 @@ import pytest
 
 from qagen.audio import write_audio
 from qagen.augment import extract
-from qagen.augment.stage import augment
+from qagen.augment.extract import Measurement
+from qagen.augment.stage import ClipAnalyser, augment
 from qagen.demo.synth import ClipSpec, render_clip
 from qagen.ingest import ingest
 from qagen.manifest import iter_manifest, read_records
-from qagen.records import ClipFeatures, FeatureStatus
+from qagen.records import Clip, ClipFeatures, FeatureStatus, Rejection
 from qagen.workdir import WorkDir
 
 SR = 44100
@@ -162,3 +164,108 @@ def test_worker_processes_give_the_same_rows(folder: Path, tmp_path: Path) -> No
          for r in read_records(p, ClipFeatures)}
     assert {k: v.model_dump(exclude={"seconds"}) for k, v in a.items()} == {
         k: v.model_dump(exclude={"seconds"}) for k, v in b.items()}
+
+
+class AnalysisError(Exception):
+    """An ordinary exception (pickles as its args)."""
+
+
+class TwoPartError(Exception):
+    """An exception its own args cannot rebuild: unpickling it in the parent would fail."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"{name}: {why}")
+
+
+@dataclass
+class ExplodingAnalyser(ClipAnalyser):
+    """The stage's per-clip function, failing on the clip of ``z_bad.wav`` (the real
+    measurement for every other clip). Module-level, so spawned workers can unpickle it;
+    ``explode_with`` travels with it to the workers."""
+
+    explode_with: str = "AnalysisError"
+
+    def measure(self, clip: Clip, root: Path) -> Measurement:
+        if Path(clip.audio_path).name == "z_bad.wav":
+            if self.explode_with == "TwoPartError":
+                raise TwoPartError("z_bad.wav", "the analysis broke")
+            raise AnalysisError(f"cannot analyse {clip.audio_path}")
+        return super().measure(clip, root)
+
+
+@pytest.fixture
+def exploding_work(folder: Path, tmp_path: Path) -> WorkDir:
+    """Four clips in two shards, the second holding ``z_bad.wav`` (a real audio file)."""
+    for name in ("corrupt.mp3", "truncated.mp3", "good.mp3", "six_channels.wav", "good_copy.wav",
+                 "eight_khz.wav", "empty.wav"):
+        (folder / name).unlink()
+    (folder / "z_bad.wav").write_bytes((folder / "short.wav").read_bytes())
+    work = WorkDir(tmp_path / "w")
+    ingest("audiofolder", folder, work=work, shard_size=2)
+    assert clip_files(work) == {"audiofolder-00000": ["good.wav", "short.wav"],
+                                "audiofolder-00001": ["silent.wav", "z_bad.wav"]}
+    return work
+
+
+def clip_files(work: WorkDir) -> dict[str, list[str]]:
+    """Shard key → the file names of its clips."""
+    return {key: sorted(Path(c.audio_path).name for c in read_records(path, Clip))
+            for key, path in work.manifest_shards("clips").items()}
+
+
+def _use_analyser(monkeypatch: pytest.MonkeyPatch, explode_with: str) -> None:
+    def make(**kw: object) -> ExplodingAnalyser:
+        return ExplodingAnalyser(**kw, explode_with=explode_with)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("qagen.augment.stage.ClipAnalyser", make)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_strict_reraises_the_clips_exception_from_workers_too(
+    exploding_work: WorkDir, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    _use_analyser(monkeypatch, "AnalysisError")
+    with pytest.raises(AnalysisError) as info:
+        augment(exploding_work, workers=workers, strict=True, cache=False)
+    assert str(info.value) == "cannot analyse z_bad.wav"
+    if workers > 1:  # raised in the parent, with the worker's traceback and the clip named
+        assert "in measure" in str(info.value.__cause__)
+        assert any(n.startswith("augment: clip audiofolder-")
+                   for n in getattr(info.value, "__notes__", []))
+    # The shard before the failing one is finished; the failing one is not marked done.
+    assert list(exploding_work.markers("augment")) == ["audiofolder-00000"]
+
+
+@pytest.mark.slow
+def test_strict_in_workers_survives_an_exception_that_cannot_be_unpickled(
+    exploding_work: WorkDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pool would hang on it (its result thread dies unpickling it); it arrives as a
+    RuntimeError naming the type and the message."""
+    _use_analyser(monkeypatch, "TwoPartError")
+    with pytest.raises(RuntimeError, match=r"TwoPartError: z_bad\.wav: the analysis broke$"):
+        augment(exploding_work, workers=2, strict=True, cache=False)
+
+
+@pytest.mark.slow
+def test_not_strict_workers_record_internal_error_and_go_on(
+    exploding_work: WorkDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use_analyser(monkeypatch, "AnalysisError")
+    report = augment(exploding_work, workers=2, strict=False, cache=False)
+    assert report.rejected == {"internal_error": 1}
+    assert report.items_in == 4 and report.items_out == 3
+    rejections = [r for p in sorted(exploding_work.rejects.glob("augment-*.parquet"))
+                  for r in read_records(p, Rejection)]
+    assert [(r.reason, r.detail) for r in rejections] == [
+        ("internal_error", "AnalysisError: cannot analyse z_bad.wav")]
+    file_of = {c.clip_id: Path(c.audio_path).name for p in
+               exploding_work.manifest_shards("clips").values() for c in read_records(p, Clip)}
+    assert file_of[rejections[0].item_id] == "z_bad.wav"
+    measured = {file_of[r.clip_id]: r.status for p in
+                exploding_work.manifest_shards("features").values()
+                for r in read_records(p, ClipFeatures)}
+    assert measured == {"good.wav": FeatureStatus.ok, "short.wav": FeatureStatus.too_short,
+                        "silent.wav": FeatureStatus.silent}
+    assert len(exploding_work.markers("augment")) == 2  # the run finished every shard

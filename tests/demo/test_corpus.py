@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from qagen.demo.corpus import write_demo_corpus
 from qagen.ingest import ingest
 from qagen.manifest import iter_manifest
 from qagen.records import AudioStatus, Clip
+from qagen.stages import write_demo_corpus
 from qagen.workdir import WorkDir
 
 
@@ -24,8 +24,8 @@ def test_every_source_ingests_its_demo_copy_with_truth(corpus: Path, tmp_path: P
     work = WorkDir(tmp_path / "w")
     for source in ("musiccaps", "mtt", "fma", "musicnet", "audiofolder"):
         report = ingest(source, corpus / source, work=work)
-        assert report.dropped == {} and report.repaired == {}, source
-        assert report.by_audio_status == {"ok": report.clips}, source
+        assert report.rejected == {} and report.counted("repaired") == {}, source
+        assert report.counted("audio") == {"ok": report.items_out}, source
     clips = {c.clip_id: c for c in iter_manifest(work.manifest_shards("clips").values(), Clip)}
     assert set(clips) == {t["clip_id"] for t in truth}
     assert all(c.audio_status is AudioStatus.ok for c in clips.values())

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from qagen.demo.spec import DemoTruth
 from qagen.demo.synth import GM_PROGRAMS, ClipSpec, chord_label, render_clip
+from qagen.records.demo import DemoTruth
 
 SR = 44100
 KEY_RE = re.compile(r"^(C|C#|D|Eb|E|F|F#|G|Ab|A|Bb|B) (major|minor)$")

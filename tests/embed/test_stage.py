@@ -12,12 +12,12 @@ from qagen.embed import stage as embed_stage
 from qagen.embed.config import TINY_ENCODER, EmbedConfig
 from qagen.embed.encoder import load_encoder, resolve_encoder
 from qagen.embed.stage import embed
-from qagen.embed.store import EmbeddingPaths, EmbeddingStore
+from qagen.embedding_store import EmbeddingPaths, EmbeddingStore
+from qagen.engine import StageReport
 from qagen.errors import ConfigError
 from qagen.ingest import ingest
 from qagen.manifest import iter_manifest, read_records
 from qagen.records import Clip, Rejection
-from qagen.runner import StageReport
 from qagen.workdir import WorkDir
 
 

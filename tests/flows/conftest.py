@@ -41,7 +41,7 @@ def flow_module() -> Iterator[ModuleType]:
 @pytest.fixture(scope="session")
 def one_source_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The demo corpus of one source (6 clips): source → root."""
-    from qagen.demo.corpus import write_demo_corpus
+    from qagen.stages import write_demo_corpus
 
     root = tmp_path_factory.mktemp("demo1")
     return write_demo_corpus(Path(root), sources=["musiccaps"]).sources

@@ -18,8 +18,10 @@ def test_flow_builds_manifests_and_features_that_meet_the_accuracy_targets(
     stages = ["ingest", "augment"]
     summary = flow_module.build_musicqa(work_dir=str(out), demo_dir=str(demo), stages_to_run=stages)
     assert summary["stages"] == stages
-    assert set(summary["ingest"]) == {"musiccaps", "mtt", "fma", "musicnet", "audiofolder"}
-    assert sum(r["clips"] for r in summary["ingest"].values()) == 26
+    ingested = summary["ingest"]  # the five sources' reports, added up
+    assert set(ingested["details"]["roots"]) == {"musiccaps", "mtt", "fma", "musicnet",
+                                                  "audiofolder"}
+    assert ingested["items_out"] == 26 and ingested["shards"] == 5
     assert len(list((out / "manifests").glob("clips-*.parquet"))) == 5
     assert summary["augment"]["counts"] == {"ok": 26}
     # The targets of the augment issue, on rendered audio with known truth.
@@ -37,6 +39,8 @@ def test_flow_builds_manifests_and_features_that_meet_the_accuracy_targets(
     # A second run reuses every shard.
     again = flow_module.build_musicqa(work_dir=str(out), demo_dir=str(demo), stages_to_run=stages)
     assert again["augment"]["shards_reused"] == again["augment"]["shards"] == 5
+    assert again["ingest"]["shards_reused"] == again["ingest"]["shards"] == 5
+    assert (out / "reports" / "run.md").is_file()
 
 
 def test_flow_generates_qa_with_the_embedded_default(
@@ -56,8 +60,8 @@ def test_flow_generates_qa_with_the_embedded_default(
         },
     )
     g = summary["generate"]
-    assert g["requests"] == 5 and g["first_try_valid_rate"] >= 0.6
-    assert g["accepted"] + sum(g["rejected"].values()) >= 5
+    assert g["extras"]["requests"] == 5 and g["details"]["first_try_valid_rate"] >= 0.6
+    assert g["items_out"] + sum(g["rejected"].values()) >= 5
     assert len(list((out / "qa").glob("qa-*.parquet"))) == 5
 
 
@@ -87,16 +91,17 @@ def test_flow_embeds_trains_evaluates_and_publishes(
     }
     summary = flow_module.build_musicqa(**params)
     assert summary["embed"]["items_out"] == 6
-    train = summary["train"]
+    train = summary["train"]["details"]
     assert train["steps"] == 6 and train["train_loss_before"] is not None
-    assert summary["evaluate"]["pairs"] > 0 and summary["evaluate"]["metrics"]
+    evaluated = summary["evaluate"]
+    assert evaluated["items_out"] > 0 and evaluated["details"]["metrics"]
     run = work.root / "train" / "flow"
     assert (run / "adapter.safetensors").is_file() and (run / "eval" / "metrics.json").is_file()
-    folder = Path(summary["publish"]["out_dir"])
+    folder = Path(summary["publish"]["details"]["out_dir"])
     qa = load_dataset(str(folder), "qa", cache_dir=str(tmp_path / "hf-cache"))
     assert sum(len(split) for split in qa.values()) == 12
     assert (work.root / "reports" / "run.md").is_file()
     assert set(summary["timings"]) >= {*stages, "total"}
     again = flow_module.build_musicqa(**params)
-    assert again["embed"]["shards_reused"] == again["embed"]["shards"]
-    assert again["train"]["reused"] and again["evaluate"]["reused"]
+    for stage in stages:  # every stage's report says it reused all its work
+        assert again[stage]["shards_reused"] == again[stage]["shards"] > 0, stage

@@ -77,7 +77,7 @@ def server(tmp_path: Path) -> Iterator[dict[str, str]]:
 def test_deployment_runs_the_flow_served_from_flows_serve(
     server: dict[str, str], tmp_path: Path
 ) -> None:
-    from qagen.demo.corpus import write_demo_corpus
+    from qagen.stages import write_demo_corpus
 
     corpus = write_demo_corpus(tmp_path / "demo", sources=["musiccaps", "mtt"])
     work = tmp_path / "work"
@@ -103,7 +103,7 @@ def test_deployment_runs_the_flow_served_from_flows_serve(
     assert shards == ["clips-mtt-00000.parquet", "clips-mtt-00001.parquet",
                       "clips-musiccaps-00000.parquet", "clips-musiccaps-00001.parquet"]
     report = json.loads((work / "reports" / "ingest-musiccaps.json").read_text())
-    assert report["clips"] == 6
+    assert report["stage"] == "ingest" and report["items_out"] == 6
 
 
 def _wait_for_deployment(env: dict[str, str], serve: subprocess.Popen[bytes], log: Path) -> None:

@@ -17,12 +17,11 @@ def module() -> ModuleType:
 def test_every_stage_has_a_step_and_implemented_ones_follow_qagen_stages(
     module: ModuleType,
 ) -> None:
-    from qagen import stages
-
     assert set(module.STEPS) == set(module.ALL_STAGES)
     implemented = module.implemented_stages()
-    assert implemented == tuple(s for s in module.ALL_STAGES if hasattr(stages, s))
-    assert implemented[:3] == ("ingest", "augment", "generate")
+    # Every stage of the pipeline exists today, in pipeline order; `make dataset` runs them all.
+    assert implemented == ("ingest", "augment", "generate", "embed", "train", "evaluate",
+                           "publish")
     assert module.check_stages(None) == list(implemented)
     assert module.check_stages(["augment", "ingest"]) == ["augment", "ingest"]
 
@@ -35,6 +34,7 @@ def test_unknown_and_unimplemented_stages_are_refused_by_name(
     with pytest.raises(ValueError, match=r"unknown stages \['dance'\]"):
         module.check_stages(["ingest", "dance"])
     monkeypatch.delattr(stages, "augment")
+    assert "augment" not in module.implemented_stages()  # a step needs its stage function
     with pytest.raises(ValueError, match=r"not implemented yet: \['augment'\]"):
         module.check_stages(["ingest", "augment"])
 
@@ -50,25 +50,40 @@ def test_plan_refuses_shards_larger_than_the_manifests_and_bad_runners(
         module.BuildPlan(work_dir="w", demo_dir="d", runner={"kind": "spark"})
 
 
-def test_summary_table_shows_each_stage_its_seconds_and_headline(module: ModuleType) -> None:
+def test_summary_table_shows_each_stage_its_seconds_and_report_headline(
+    module: ModuleType,
+) -> None:
+    from qagen.engine import StageReport
+
+    shards = [StageReport(stage="augment", shards=1, shards_reused=1, items_in=4, items_out=4,
+                          counts={"ok": 4}),
+              StageReport(stage="augment", shards=1, items_in=2, items_out=1,
+                          counts={"ok": 1}, skipped={"audio_missing": 1})]
     summary = {
         "timings": {"ingest": 1.25, "augment": 20.0, "generate": 3.0, "total": 25.0},
-        "ingest": {"a": {"clips": 4}, "b": {"clips": 2}},
-        "augment": module.sum_reports([
-            {"shards": 1, "shards_reused": 1, "items_in": 4, "items_out": 4, "seconds": 1.0,
-             "counts": {"ok": 4}, "skipped": {}, "rejected": {}},
-            {"shards": 1, "shards_reused": 0, "items_in": 2, "items_out": 1, "seconds": 2.5,
-             "counts": {"ok": 1}, "skipped": {"audio_missing": 1}, "rejected": {}},
-        ]),
-        "generate": {"accepted": 7, "requests": 10},
+        "ingest": StageReport(stage="ingest", shards=2, items_in=6, items_out=6).model_dump(),
+        "augment": module.sum_reports(shards).model_dump(),
+        "generate": StageReport(stage="generate", shards=1, items_in=3, items_out=7,
+                                rejected={"junk": 3}).model_dump(),
     }
     lines = module.render_summary_table(summary).splitlines()
     assert lines[0].split() == ["stage", "seconds", "result"]
     assert lines[1].split()[:3] == ["ingest", "1.2", "6"]
-    assert "5 rows from 6 clips; 1/2 shards reused" in lines[2]
-    assert lines[3].endswith("7 pairs accepted of 10 requests")
+    assert "5 out of 6 in; 1/2 shards reused; skipped 1" in lines[2]
+    assert lines[3].endswith("7 out of 3 in; 0/1 shards reused; rejected 3")
     assert lines[4].split() == ["total", "25.0"]
     assert summary["augment"]["skipped"] == {"audio_missing": 1}
+
+
+def test_generate_report_becomes_a_stage_report(module: ModuleType) -> None:
+    from qagen.generate.stage import GenerateReport
+
+    report = module.generate_stage_report(GenerateReport(
+        shards=2, shards_reused=1, clips=5, requests=10, responses_valid_first_try=8,
+        accepted=7, rejected={"junk": 2}, by_kind={"tempo": 7}, seconds=3.5))
+    assert (report.stage, report.items_in, report.items_out) == ("generate", 5, 7)
+    assert report.rejected == {"junk": 2} and report.counts == {"kind:tempo": 7}
+    assert report.extras["requests"] == 10 and report.details["first_try_valid_rate"] == 0.8
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
@@ -83,11 +98,10 @@ def test_shipped_flow_configs_name_real_parameters_and_valid_stage_configs(
 
     from qagen.config import GenerateConfig
     from qagen.embed.config import EmbedConfig
-    from qagen.evaluate.config import EvaluateConfig
     from qagen.generate.backends import BackendConfig
     from qagen.publish.config import PublishConfig
     from qagen.sources import get_source, parse_options
-    from qagen.train.config import TrainConfig
+    from qagen.train.config import EvaluateConfig, TrainConfig
 
     params = yaml.safe_load(path.read_text(encoding="utf-8"))
     accepted = set(inspect.signature(module.build_musicqa.fn).parameters)

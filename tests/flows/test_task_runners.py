@@ -65,7 +65,8 @@ def _run_on_cluster(flow_module: ModuleType, kind: str, corpus: dict[str, str],
     )
     # 6 clips in 3 shards, each shard one task on a cluster worker (no process pool there).
     assert summary["task_runner"] == kind
-    assert summary["ingest"]["musiccaps"]["clips"] == 6
+    assert summary["ingest"]["items_out"] == 6
+    assert set(summary["ingest"]["details"]["roots"]) == {"musiccaps"}
     assert summary["augment"]["shards"] == 3 and summary["augment"]["counts"] == {"ok": 6}
     assert len(list((out / "manifests").glob("features-musiccaps-*.parquet"))) == 3
     assert set(summary["timings"]) == {"ingest", "augment", "total"}

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from qagen.augment.stage import augment
-from qagen.demo.corpus import write_demo_corpus
 from qagen.ingest import ingest
+from qagen.stages import write_demo_corpus
 from qagen.workdir import WorkDir
 
 

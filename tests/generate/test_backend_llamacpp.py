@@ -25,6 +25,8 @@ from qagen.generate.backends import (  # noqa: E402
     BackendConfig,
     GenRequest,
     GenResult,
+    RequestQueue,
+    llamacpp,
     load_backend,
 )
 from qagen.generate.backends.llamacpp import (  # noqa: E402
@@ -33,7 +35,7 @@ from qagen.generate.backends.llamacpp import (  # noqa: E402
     patch_string_rule,
     render_grammar,
 )
-from qagen.generate.models import PACKAGED_MODEL, packaged_gguf_path  # noqa: E402
+from qagen.model_cache import PACKAGED_MODEL, packaged_gguf_path  # noqa: E402
 from qagen.records.qa import Caption, QAPairs  # noqa: E402
 from tests.generate.requests import make_request  # noqa: E402
 
@@ -120,8 +122,9 @@ def test_seed_is_reproducible_even_where_llama_cpp_reads_it_as_random(
 ) -> None:
     # 0xFFFFFFFF means "random seed" to llama.cpp; it is reduced to 0 instead.
     wrapped = make_request(1, max_tokens=24).model_copy(update={"seed": 0xFFFFFFFF})
-    zero = make_request(1, max_tokens=24).model_copy(update={"seed": 0})
-    texts = [r.text for r in backend.generate([wrapped, zero, wrapped])]
+    zero = make_request(1, max_tokens=24).model_copy(update={"seed": 0, "request_id": "zero"})
+    again = wrapped.model_copy(update={"request_id": "again"})  # request ids are unique
+    texts = [r.text for r in backend.generate([wrapped, zero, again])]
     assert texts[0] == texts[1] == texts[2]
 
 
@@ -197,17 +200,89 @@ def test_patched_grammar_forbids_raw_control_characters_in_strings(
     assert not _allows(backend, grammar, '{"caption":"A calm piece', '"')
 
 
-def test_unpatched_converter_admits_raw_newlines(backend: LlamaCppBackend) -> None:
-    """The defect the patch fixes (skips once llama-cpp-python fixes its converter)."""
-    # No maxLength: the converter's own spelling of 2,000 does not parse (see the module).
-    schema = {"type": "object", "properties": {"caption": {"type": "string"}},
-              "required": ["caption"]}
-    raw = llama_cpp.llama_grammar.json_schema_to_gbnf(json.dumps(schema))
-    if not _allows(backend, raw, '{"caption":"A calm piano piece', "\n"):
+def _raw_controls_in_strings(text: str) -> list[str]:
+    """Raw control characters (U+0000-U+001F) inside the JSON strings of ``text``, which may
+    be truncated; JSON forbids them there (whitespace between tokens may hold newlines)."""
+    found, inside, escaped = [], False, False
+    for char in text:
+        if inside and not escaped and char == "\\":
+            escaped = True
+            continue
+        if char == '"' and not escaped:
+            inside = not inside
+        elif inside and ord(char) < 0x20:
+            found.append(char)
+        escaped = False
+    return found
+
+
+def test_generated_strings_hold_no_raw_newline_even_when_the_model_wants_one(
+    backend: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The defect the patch fixes, end to end: the model is pushed to write newlines (a +100
+    logit bias on the newline token); the backend's grammar keeps them out of strings, the
+    converter's own grammar lets them in (skips once llama-cpp-python fixes its converter)."""
+    llm: Any = backend._llm
+    (newline,) = llm.tokenize(b"\n", add_bos=False, special=False)
+    unbiased = llm.create_chat_completion
+
+    def newline_loving(**kwargs: Any) -> Any:
+        return unbiased(**kwargs, logit_bias={newline: 100.0})
+
+    monkeypatch.setattr(llm, "create_chat_completion", newline_loving)
+    request = make_request(1, max_tokens=32, temperature=0.0)
+    [patched] = backend.generate([request])
+    assert patched.error is None and patched.text.startswith("{"), patched
+    assert _raw_controls_in_strings(patched.text) == [], patched.text
+    if patched.finish_reason == "stop":
+        Caption.model_validate_json(patched.text)
+
+    monkeypatch.setattr(llamacpp, "patch_string_rule", lambda grammar: grammar)
+    monkeypatch.setattr(backend, "_grammars", {})  # render the schema again, unpatched
+    [unpatched] = backend.generate([request])
+    if not _raw_controls_in_strings(unpatched.text):
         pytest.skip("llama-cpp-python's converter no longer admits raw newlines")
-    json_text = '{"caption":"A calm piano piece\nwith two lines."}'
-    with pytest.raises(json.JSONDecodeError, match="control character"):
-        json.loads(json_text)
+    assert "\n" in _raw_controls_in_strings(unpatched.text)  # what the patch prevents
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(unpatched.text)
+
+
+# -- streaming -------------------------------------------------------------------------------
+
+
+def test_stream_yields_each_result_and_takes_requests_put_meanwhile(
+    backend: LlamaCppBackend,
+) -> None:
+    requests = [make_request(i, max_tokens=16) for i in range(3)]
+    late = make_request(3, max_tokens=16)
+    queue = RequestQueue(requests)
+    results, left = [], []
+    for result in backend.stream(queue):
+        left.append(len(queue))
+        if len(results) == 0:
+            queue.put(late)  # as the stage does with a retry
+        results.append(result)
+    assert left == [2, 2, 1, 0]  # each result came before the next request was taken
+    assert [r.request_id for r in results] == ["req0", "req1", "req2", "req3"]
+    # generate is the same stream, in request order.
+    assert backend.generate([late, *requests]) == [results[3], *results[:3]]
+
+
+@pytest.mark.parametrize("how", ["close", "interrupt"])
+def test_closing_a_stream_early_leaves_the_backend_usable(
+    backend: LlamaCppBackend, how: str
+) -> None:
+    requests = [make_request(i, max_tokens=16) for i in (4, 5, 6)]
+    queue = RequestQueue(requests)
+    stream = backend.stream(queue)
+    first = next(stream)
+    if how == "close":
+        stream.close()
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            stream.throw(KeyboardInterrupt)
+    assert list(stream) == [] and len(queue) == 2
+    assert backend.generate(requests)[0] == first
 
 
 # -- configuration -------------------------------------------------------------------------

@@ -33,7 +33,13 @@ from typing import Any
 import pytest
 
 from qagen.errors import ConfigError
-from qagen.generate.backends import BackendConfig, GenRequest, GenResult, SamplingConfig
+from qagen.generate.backends import (
+    BackendConfig,
+    GenRequest,
+    GenResult,
+    RequestQueue,
+    SamplingConfig,
+)
 from qagen.generate.backends.openai import OpenAIBackend, schema_name
 from qagen.records.qa import Caption, QAPairs
 
@@ -56,6 +62,8 @@ class FakeServer:
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hanging: int = 0  # "#hang" requests the server holds until ``release`` is set
+    release: threading.Event = field(default_factory=threading.Event)
 
     def respond(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict, bytes]:
         marker = body["messages"][-1]["content"].rsplit("#", 1)[-1]
@@ -77,6 +85,14 @@ class FakeServer:
             return 502, {}, page.encode()
         if marker == "garbage":
             return 200, {}, b"<html>not json</html>"
+        if marker == "busy":  # always rate limited, with a long wait
+            return 429, {"Retry-After": "50"}, b'{"error": "busy"}'
+        if marker == "hang":  # a slow generation: answered once the test releases it
+            with self.lock:
+                self.hanging += 1
+            self.release.wait(timeout=30)
+            with self.lock:
+                self.hanging -= 1
         if marker == "slow":
             with self.lock:
                 self.in_flight += 1
@@ -133,6 +149,7 @@ def server() -> Iterator[FakeServer]:
     try:
         yield fake
     finally:
+        fake.release.set()
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
@@ -140,8 +157,10 @@ def server() -> Iterator[FakeServer]:
 
 def make_backend(
     base_url: str, *, sleeps: list[float] | None = None, backoff_s: float = 0.0,
-    **overrides: Any,
+    real_waits: bool = False, **overrides: Any,
 ) -> OpenAIBackend:
+    """A backend on ``base_url``; retry waits are recorded in ``sleeps`` (not waited), or
+    really waited with ``real_waits`` (the backend's own interruptible wait)."""
     values: dict[str, Any] = {
         "backend": "openai", "model": "smollm2-135m-instruct", "base_url": base_url,
         "server_kind": "vllm", "api_key_env": KEY_ENV, "max_retries": 2, "concurrency": 4,
@@ -149,7 +168,8 @@ def make_backend(
     }
     values.update(overrides)
     recorded = sleeps if sleeps is not None else []
-    return OpenAIBackend(BackendConfig(**values), backoff_s=backoff_s, sleep=recorded.append)
+    return OpenAIBackend(BackendConfig(**values), backoff_s=backoff_s,
+                         sleep=None if real_waits else recorded.append)
 
 
 def make_request(i: int, marker: str = "ok", *, output: type = QAPairs) -> GenRequest:
@@ -227,6 +247,87 @@ def test_empty_batch_sends_nothing(server: FakeServer) -> None:
     assert server.bodies == []
 
 
+# -- streaming ---------------------------------------------------------------------------------
+
+
+def _request_thread(request_id: str) -> threading.Thread | None:
+    """The backend's thread for a request, while it runs."""
+    return next((t for t in threading.enumerate() if t.name == f"qagen-openai-{request_id}"),
+                None)
+
+
+def test_stream_yields_each_result_as_it_arrives_and_takes_requests_put_meanwhile(
+    server: FakeServer,
+) -> None:
+    backend = make_backend(server.base_url, concurrency=2)
+    queue = RequestQueue([make_request(0, "hang"), *(make_request(i) for i in (1, 2, 3))])
+    late = make_request(4, output=Caption)
+    results: list[GenResult] = []
+    hanging_at_yield: list[int] = []
+    for result in backend.stream(queue):
+        if not results:
+            assert len(queue) == 2  # one slot holds req0, the other has served req1 only
+            queue.put(late)  # as the stage does with a retry
+        results.append(result)
+        hanging_at_yield.append(server.hanging)
+        if len(results) == 4:
+            server.release.set()  # only now may req0 complete
+    assert [r.request_id for r in results] == ["req1", "req2", "req3", "req4", "req0"]
+    assert hanging_at_yield[:4] == [1, 1, 1, 1]  # each arrived while req0 was still pending
+    assert all(r.finish_reason == "stop" for r in results)
+    assert Counter(b["messages"][-1]["content"] for b in server.bodies).most_common(1)[0][1] == 1
+    assert len(server.bodies) == 5  # every request sent exactly once
+
+
+@pytest.mark.parametrize("how", ["close", "interrupt"])
+def test_closing_a_stream_early_abandons_requests_in_flight_without_waiting(
+    server: FakeServer, how: str
+) -> None:
+    backend = make_backend(server.base_url, concurrency=3, timeout_s=60.0, real_waits=True)
+    queue = RequestQueue([make_request(0, "hang"), make_request(1, "busy"), make_request(2),
+                          make_request(3), make_request(4)])
+    stream = backend.stream(queue)
+    first = next(stream)
+    assert first.request_id == "req2" and server.hanging == 1
+    # Closing returns at once although req0 waits for the server and req1 for a 50 s
+    # Retry-After (run in a thread so that a close that waits fails here, not hangs).
+    if how == "close":
+        closer = threading.Thread(target=stream.close)
+    else:
+        def interrupt() -> None:
+            with pytest.raises(KeyboardInterrupt):
+                stream.throw(KeyboardInterrupt)
+        closer = threading.Thread(target=interrupt)
+    closer.start()
+    closer.join(timeout=10)
+    assert not closer.is_alive(), "closing the stream waited for requests in flight"
+    assert list(stream) == []
+    assert len(queue) == 2 and server.hanging == 1  # req3, req4 never taken; req0 abandoned
+    # The backend stays usable while the abandoned request is still out.
+    assert [r.finish_reason for r in backend.generate([make_request(5)])] == ["stop"]
+    # The busy request stopped retrying at once (no second attempt after its 50 s wait).
+    busy = _request_thread("req1")
+    if busy is not None:
+        busy.join(timeout=10)
+        assert not busy.is_alive()
+    assert server.attempts["busy"] == 1
+    # The abandoned request's thread ends once its response comes.
+    server.release.set()
+    hung = _request_thread("req0")
+    if hung is not None:
+        hung.join(timeout=10)
+        assert not hung.is_alive()
+
+
+def test_generate_is_the_stream_in_request_order(server: FakeServer) -> None:
+    requests = [make_request(0, "hang"), make_request(1), make_request(2, "bad")]
+    backend = make_backend(server.base_url, concurrency=3)
+    threading.Timer(0.5, server.release.set).start()  # req0 completes last
+    results = backend.generate(requests)
+    assert [r.request_id for r in results] == ["req0", "req1", "req2"]
+    assert [r.finish_reason for r in results] == ["stop", "stop", "error"]
+
+
 # -- retries and per-request errors -----------------------------------------------------------
 
 
@@ -294,6 +395,31 @@ def test_connection_refused_is_retried_then_an_error_result() -> None:
     assert result.finish_reason == "error"
     assert result.error is not None and result.error.startswith("ConnectError")
     assert len(sleeps) == 2
+
+
+def test_a_dead_server_costs_one_retry_budget_not_one_per_request() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sleeps: list[float] = []
+    backend = make_backend(f"http://127.0.0.1:{port}/v1", sleeps=sleeps)
+    results = backend.generate([make_request(i) for i in range(40)])
+    assert all(r.finish_reason == "error" for r in results)
+    # The requests in flight when the first one gave up used their tries; the rest failed
+    # at once, naming the cause.
+    assert len(sleeps) <= 2 * backend._config.concurrency
+    fast = [r for r in results if (r.error or "").startswith("server unreachable")]
+    assert len(fast) >= 40 - backend._config.concurrency
+    assert "ConnectError" in (fast[0].error or "")
+
+
+def test_one_answer_keeps_the_server_trusted(server: FakeServer) -> None:
+    # A server that answered once is not "down" when a later request fails: errors stay
+    # per request (the HTTP 503 ones are retried, the rest are answered).
+    results = make_backend(server.base_url).generate(
+        [make_request(0), make_request(1, "down"), make_request(2)])
+    assert [r.finish_reason for r in results] == ["stop", "error", "stop"]
+    assert not (results[1].error or "").startswith("server unreachable")
 
 
 # -- the API key ---------------------------------------------------------------------------
@@ -371,7 +497,7 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(f"{VLLM_PYTHON} absent: bash scripts/venv-vllm.sh")
     import httpx
 
-    from qagen.generate.models import PACKAGED_MODEL, resolve_model
+    from qagen.model_cache import PACKAGED_MODEL, resolve_model
 
     home = Path(os.environ.get("QAGEN_HOME") or tmp_path_factory.mktemp("qagen_home"))
     with pytest.MonkeyPatch.context() as mp:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from qagen import model_cache as models
 from qagen.errors import BackendError, ConfigError, MissingDependencyError
-from qagen.generate import models
-from qagen.generate.backends import BackendConfig, GenRequest, GenResult
+from qagen.generate.backends import BackendConfig, GenRequest, GenResult, RequestQueue
 from qagen.generate.backends.transformers import TransformersBackend
-from qagen.generate.models import CONVERTED_DIRNAME, PACKAGED_MODEL, resolve_model
+from qagen.model_cache import CONVERTED_DIRNAME, PACKAGED_MODEL, resolve_model
 from qagen.records.qa import Caption, QAPairs
 from tests.generate.requests import make_request
 
@@ -233,3 +233,78 @@ def test_model_without_chat_template_needs_one(qagen_home: Path, tmp_path: Path)
         b.close()
     assert b.model_id == str(bare)
     assert (result.finish_reason, result.completion_tokens) == ("length", 16)
+
+
+# -- streaming -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pair_batch(backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch) -> int:
+    """The shared backend with two slots (so five requests need refills)."""
+    monkeypatch.setattr(backend, "_config", backend._config.model_copy(update={"batch_size": 2}))
+    return 2
+
+
+@needs_model
+def test_stream_yields_rows_as_they_stop_and_takes_requests_put_meanwhile(
+    backend: TransformersBackend, pair_batch: int
+) -> None:
+    requests = [make_request(i, max_tokens=16 + 4 * i) for i in range(5)]
+    late = make_request(7, max_tokens=16)
+    queue = RequestQueue(requests)
+    left_at_first_yield = None
+    results: list[GenResult] = []
+    for result in backend.stream(queue):
+        if left_at_first_yield is None:
+            left_at_first_yield = len(queue)
+            queue.put(late)  # as the stage does with a retry
+        results.append(result)
+    # Two slots: the first row stopped while three requests still waited for a slot.
+    assert left_at_first_yield == 3
+    assert results[0].request_id == "req0"  # the shortest of the first two rows
+    assert sorted(r.request_id for r in results) == sorted(
+        r.request_id for r in [*requests, late])
+    assert [r.completion_tokens for r in results if r.request_id == "req7"] == [16]
+    # Streaming changes when a result arrives, not what it is.
+    again = backend.generate([*requests, late])
+    assert [r.request_id for r in again] == [r.request_id for r in [*requests, late]]
+    by_id = {r.request_id: r for r in results}
+    assert [by_id[r.request_id] for r in again] == again
+
+
+@needs_model
+def test_a_request_that_cannot_start_is_yielded_at_once(
+    backend: TransformersBackend, pair_batch: int
+) -> None:
+    long = make_request(1, max_tokens=16, user="la " * 3000)
+    queue = RequestQueue([long, make_request(3, max_tokens=16)])
+    stream = backend.stream(queue)
+    first = next(stream)
+    assert (first.request_id, first.finish_reason) == ("req1", "error")
+    assert len(queue) == 1  # yielded before the next request was even taken
+    assert "max_model_len" in (first.error or "")
+    assert [r.request_id for r in stream] == ["req3"]
+
+
+@needs_model
+@pytest.mark.parametrize("how", ["close", "interrupt"])
+def test_closing_a_stream_early_leaves_the_backend_usable(
+    backend: TransformersBackend, pair_batch: int, how: str
+) -> None:
+    requests = [make_request(i, max_tokens=16 + 2 * i) for i in range(4)]
+    queue = RequestQueue(requests)
+    stream = backend.stream(queue)
+    first = next(stream)
+    assert first.request_id == "req0" and len(queue) == 2
+    if how == "close":
+        stream.close()  # the consumer stops early (GeneratorExit at the yield)
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            stream.throw(KeyboardInterrupt)  # Ctrl-C while the stream was suspended
+    assert list(stream) == []  # finished: nothing more comes out of it
+    assert len(queue) == 2  # the requests not yet taken stay queued
+    # A fresh call decodes everything, the abandoned row included, with the same text.
+    again = backend.generate(requests)
+    assert [r.request_id for r in again] == [r.request_id for r in requests]
+    assert all(r.error is None and r.completion_tokens for r in again), again
+    assert again[0] == first

@@ -1,10 +1,12 @@
 """The vLLM backend on the packaged SmolLM2 (HF copy), in-process, on the CPU build of vLLM.
 
-What it checks: one ``LLM.chat`` call over a batch with two output schemas returns results in
-order with token counts, every completed answer validates against its own pydantic model, a
-request vLLM refuses (prompt longer than max_model_len) becomes an error result without sinking
-the batch, and version/config facts (MPT, data parallelism, chat templates) fail early with
-the fix in the message.
+What it checks: a batch with two output schemas returns results in order with token counts,
+every completed answer validates against its own pydantic model, a request vLLM refuses
+(prompt longer than max_model_len) becomes an error result without sinking the batch (on the
+streaming engine loop and on the chunked ``LLM.chat`` fallback), ``stream`` yields outputs as
+they finish, takes requests put into the queue meanwhile and aborts the rest when closed early,
+and version/config facts (MPT, data parallelism, chat templates) fail early with the fix in
+the message.
 
 Run in the vLLM venv (``bash scripts/venv-vllm.sh``)::
 
@@ -29,9 +31,15 @@ from pathlib import Path
 import pytest
 
 from qagen.errors import ConfigError, MissingDependencyError
-from qagen.generate.backends import BackendConfig, GenRequest, GenResult, SamplingConfig
+from qagen.generate.backends import (
+    BackendConfig,
+    GenRequest,
+    GenResult,
+    RequestQueue,
+    SamplingConfig,
+)
 from qagen.generate.backends.vllm import check_model_supported
-from qagen.generate.models import PACKAGED_MODEL, resolve_model
+from qagen.model_cache import PACKAGED_MODEL, resolve_model
 from qagen.records.qa import Caption, QAPairs
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -134,7 +142,7 @@ def output_model(request: GenRequest) -> type[QAPairs] | type[Caption]:
 
 @pytest.fixture(scope="module")
 def batch(backend: object) -> tuple[list[GenRequest], list[GenResult]]:
-    """Eight requests, two schemas interleaved, decoded in one LLM.chat call."""
+    """Eight requests, two schemas interleaved, decoded in one stream."""
     requests = [make_request(i) for i in range(8)]
     return requests, backend.generate(requests)
 
@@ -172,7 +180,11 @@ def test_every_completed_output_validates_against_its_own_model(
 
 @pytest.mark.vllm
 @skip_without_vllm
-def test_too_long_prompt_is_an_error_result_and_the_rest_still_generate(backend: object) -> None:
+@pytest.mark.parametrize("engine_streaming", [True, False], ids=["engine-loop", "chat-chunks"])
+def test_too_long_prompt_is_an_error_result_and_the_rest_still_generate(
+    backend: object, monkeypatch: pytest.MonkeyPatch, engine_streaming: bool
+) -> None:
+    monkeypatch.setattr(backend, "_engine_streaming", engine_streaming)
     long_user = "Describe this piano piece in detail. " * 250  # ~2000 tokens > max_model_len
     requests = [make_request(1, max_tokens=48), make_request(3, max_tokens=48, user=long_user),
                 make_request(5, max_tokens=48)]
@@ -182,6 +194,53 @@ def test_too_long_prompt_is_an_error_result_and_the_rest_still_generate(backend:
     assert re.search(r"maximum (context|model) length", results[1].error or "")
     for good in (results[0], results[2]):
         assert good.error is None and good.completion_tokens
+
+
+@pytest.mark.vllm
+@skip_without_vllm
+def test_stream_yields_outputs_as_they_finish_and_takes_requests_put_meanwhile(
+    backend: object,
+) -> None:
+    engine = backend._llm.llm_engine  # type: ignore[attr-defined]
+    requests = [make_request(0, max_tokens=16), *(make_request(i) for i in (1, 2, 3))]
+    late = make_request(5, max_tokens=48)
+    queue = RequestQueue(requests)
+    results: list[GenResult] = []
+    still_generating: list[int] = []
+    for result in backend.stream(queue):  # type: ignore[attr-defined]
+        still_generating.append(engine.get_num_unfinished_requests())
+        if not results:
+            queue.put(late)  # as the stage does with a retry
+        results.append(result)
+    # req0 (16 tokens at most) came out while the three longer ones were still generating.
+    assert results[0].request_id == "req0" and still_generating[0] == 3
+    assert sorted(r.request_id for r in results) == ["req0", "req1", "req2", "req3", "req5"]
+    assert all(r.error is None and r.completion_tokens for r in results), results
+    assert not engine.has_unfinished_requests()
+
+
+@pytest.mark.vllm
+@skip_without_vllm
+@pytest.mark.parametrize("how", ["close", "interrupt"])
+def test_closing_a_stream_early_aborts_the_rest_and_the_engine_stays_usable(
+    backend: object, how: str
+) -> None:
+    engine = backend._llm.llm_engine  # type: ignore[attr-defined]
+    queue = RequestQueue([make_request(0, max_tokens=16), make_request(1), make_request(2)])
+    stream = backend.stream(queue)  # type: ignore[attr-defined]
+    first = next(stream)
+    assert first.request_id == "req0" and engine.get_num_unfinished_requests() == 2
+    if how == "close":
+        stream.close()
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            stream.throw(KeyboardInterrupt)
+    assert list(stream) == []
+    assert engine.get_num_unfinished_requests() == 0  # req1, req2 aborted, not left running
+    requests = [make_request(3, max_tokens=48), make_request(4, max_tokens=48)]
+    results = backend.generate(requests)  # type: ignore[attr-defined]
+    assert [r.request_id for r in results] == ["req3", "req4"]
+    assert all(r.error is None and r.completion_tokens for r in results), results
 
 
 @pytest.mark.vllm

@@ -13,13 +13,13 @@ import pytest
 
 from qagen.augment.chords import parse_chord, parse_key
 from qagen.augment.stage import augment
+from qagen.claims import bpm_claims, harmony_claims, meter_claims, split_sentences
 from qagen.config import GenerateConfig
-from qagen.demo.corpus import write_demo_corpus
-from qagen.generate.grounding import _bpm_claims, _harmony_claims, _meter_claims, _sentences
 from qagen.generate.stage import generate
 from qagen.ingest import ingest
 from qagen.manifest import iter_manifest
 from qagen.records.qa import QARecord
+from qagen.stages import write_demo_corpus
 from qagen.workdir import WorkDir
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ def check_claims(records: list[QARecord], truth: dict[str, dict]) -> Counter:
     checked: Counter = Counter()
     for r in records:
         t = truth[r.clip_id]
-        tempi = [lo for s in _sentences(r.answer) for lo, hi, _ in _bpm_claims(s) if lo == hi]
+        tempi = [lo for s in split_sentences(r.answer) for lo, hi, _ in bpm_claims(s) if lo == hi]
         if tempi:
             # A hedged answer may name the other octave, but one stated tempo must be right.
             assert any(_near(x, t["tempo_bpm"]) for x in tempi), (r.answer, t["tempo_bpm"])
@@ -77,7 +77,7 @@ def check_claims(records: list[QARecord], truth: dict[str, dict]) -> Counter:
                     octave and (_near(x, 2 * t["tempo_bpm"]) or _near(x, t["tempo_bpm"] / 2)))
                 assert ok, (r.answer, t["tempo_bpm"])
             checked["tempo"] += 1
-        keys, chords = _harmony_claims(r.answer, kind=r.kind)
+        keys, chords = harmony_claims(r.answer, kind=r.kind)
         true_key = parse_key(t["key"])
         # In a chord answer a name the parser reads as a key may be one of the chords.
         as_chords = {(pc, {"maj": "major", "min": "minor"}[q]) for pc, q in _chord_set(t)}
@@ -89,7 +89,7 @@ def check_claims(records: list[QARecord], truth: dict[str, dict]) -> Counter:
         for c in chords:
             assert (c.pc, c.quality) in _chord_set(t), (r.answer, c)
             checked["chord"] += 1
-        for beats, _, _ in _meter_claims(r.answer):
+        for beats, _, _ in meter_claims(r.answer):
             assert beats == t["beats_per_bar"], (r.answer, t["beats_per_bar"])
             checked["meter"] += 1
     return checked

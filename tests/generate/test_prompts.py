@@ -15,6 +15,10 @@ ALL = load_templates()
 TEMPLATES = [t for t in ALL if t.meta.mode == "clip"]
 
 
+#: How each measured field a family may require appears in its prompt for ``features()``.
+SHOWN = {"tempo_bpm": '"tempo_bpm": 96', "key": '"key": "F minor"', "meter": '"meter": "3/4"'}
+
+
 def clip() -> Clip:
     return Clip(clip_id=Clip.make_id("fma", "2", 0.0, None), source="fma", source_id="2",
                 audio_path="fma_small/000/000002.mp3", start_s=0.0, caption="A calm piano tune.",
@@ -59,7 +63,15 @@ def test_template_renders_without_leaking_title_or_artist(template: object) -> N
     assert [m["role"] for m in messages] == ["system", "user"]
     text = " ".join(m["content"] for m in messages)
     assert "Secret" not in text
-    assert "96" in text or template.meta.requires_labels  # type: ignore[attr-defined]
+    # What the family needs is in its prompt: each measurement it requires, as the context
+    # renders it (tempo rounded: never the raw 96.4), and the human labels when it needs them.
+    meta = template.meta  # type: ignore[attr-defined]
+    assert meta.requires or meta.requires_labels  # else the checks below check nothing
+    for name in meta.requires:
+        assert SHOWN[name] in text, f"{meta.id} requires {name} but does not show it"
+    if meta.requires_labels:
+        assert "A calm piano tune." in text and '"Folk"' in text and '"calm"' in text
+    assert "96.4" not in text
     assert "Bb minor" in text and "3/4" in text
     schema = template.json_schema()  # type: ignore[attr-defined]
     assert schema["type"] == "object" and schema["additionalProperties"] is False

@@ -58,17 +58,45 @@ def test_all_families_produce_grounded_pairs_with_provenance(work: WorkDir) -> N
 
 
 def test_unparsable_output_is_retried_with_a_new_seed(work: WorkDir) -> None:
-    def broken_first(req: GenRequest, n: int) -> str | None:
-        facts_tpl = req.json_schema["properties"]
-        return '{"caption": "unterminated' if "caption" in facts_tpl and n <= 3 else None
+    """A retry asks the same prompt with a new seed; seeds differ per clip and attempt, come
+    from the configured seed, and a rebuild asks for the same ones."""
+    copies = {}
+    for name in ("again", "seed1"):
+        copies[name] = WorkDir(work.root.parent / name)
+        shutil.copytree(work.root, copies[name].root)
 
-    report = generate(work, backend=ScriptedBackend(misbehave=broken_first),
-                      config=GenerateConfig(templates=["llark_caption"], facts=False))
-    recs = records(work)
-    assert report.first_try_valid_rate < 1.0
-    assert any(r.attempt == 2 for r in recs)
-    seeds = {r.clip_id: r.seed for r in recs if r.attempt == 2}
-    assert seeds  # retried requests carry their own seed
+    def run(w: WorkDir, seed: int = 0) -> tuple[list[GenRequest], list[QARecord]]:
+        sent: list[GenRequest] = []
+
+        def broken_first(req: GenRequest, n: int) -> str | None:
+            sent.append(req)
+            facts_tpl = req.json_schema["properties"]
+            return '{"caption": "unterminated' if "caption" in facts_tpl and n <= 3 else None
+
+        report = generate(w, backend=ScriptedBackend(misbehave=broken_first),
+                          config=GenerateConfig(templates=["llark_caption"], facts=False,
+                                                seed=seed))
+        assert report.first_try_valid_rate < 1.0
+        return sent, records(w)
+
+    sent, recs = run(work)
+    retried = [r for r in recs if r.attempt > 1]  # the three broken completions' clips
+    assert len(retried) == 3 and all(r.template_id == "llark_caption" for r in recs)
+    by_id = {req.request_id: req for req in sent}
+    for rec in retried:
+        final = by_id[rec.request_id]
+        asked = [req for req in sent if req.messages == final.messages]  # the same prompt
+        assert len(asked) == rec.attempt and asked[-1] is final
+        assert len({req.seed for req in asked}) == rec.attempt  # a new seed each attempt
+        assert final.seed == rec.seed  # the record keeps the seed of its completion
+    assert len({req.seed for req in sent}) == len(sent)  # per clip and attempt
+    # Reproducible: the same build elsewhere asks for the same seeds, another seed for others.
+    seeds = {(r.clip_id, r.attempt): r.seed for r in recs}
+    _, again = run(copies["again"])
+    assert {(r.clip_id, r.attempt): r.seed for r in again} == seeds
+    _, other = run(copies["seed1"], seed=1)
+    assert {(r.clip_id, r.attempt) for r in other} == set(seeds)
+    assert not {r.seed for r in other} & set(seeds.values())
 
 
 def test_hopeless_outputs_are_rejected_with_reasons(work: WorkDir) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from qagen.audio import write_audio
 from qagen.manifest import write_json_atomic, write_records
-from qagen.records import Clip, ClipFeatures, QARecord, QARejected, Rejection
+from qagen.records import Clip, ClipFeatures, QARecord, QARejected, Rejection, ShardMarker
 from qagen.records.features import ChordSegment
 from qagen.workdir import WorkDir
 
@@ -68,7 +68,9 @@ def make_work(root: Path, *, pairs_per_clip: int = 2) -> WorkDir:
                       Rejection)
         write_json_atomic(work.stage_report("ingest", source),
                           {"source": source, "root": str(data), "clips": len(clips)})
-        write_json_atomic(work.marker("augment", key), {"items_in": 3, "seconds": 1.5})
+        write_json_atomic(work.marker("augment", key), ShardMarker(
+            fingerprint="fixture", stage_version="1", items_in=3, items_out=3,
+            seconds=1.5).model_dump(mode="json"))
     return work
 
 

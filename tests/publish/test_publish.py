@@ -11,9 +11,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from qagen.engine import StageReport
 from qagen.errors import ConfigError
 from qagen.manifest import read_records, write_records
-from qagen.publish import PublishConfig, publish
+from qagen.publish import PublishConfig, PublishReport, publish
 from qagen.publish.card import load_card_header
 from qagen.records import Clip, QARecord, Split
 from qagen.workdir import WorkDir
@@ -31,6 +32,15 @@ def load(folder: Path | str, *args: str, **kwargs: str):  # type: ignore[no-unty
                                  download_mode="force_redownload", **kwargs)
 
 
+def facts(report: StageReport) -> PublishReport:
+    """The publish stage's own facts (folder, configs, files, leakage) from its report."""
+    return PublishReport.model_validate(report.details)
+
+
+def folder(report: StageReport) -> Path:
+    return Path(facts(report).out_dir)
+
+
 def tree(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -38,7 +48,7 @@ def tree(folder: Path) -> dict[str, str]:
 
 def test_folder_loads_with_datasets_in_every_config(work: WorkDir) -> None:
     report = publish(work)
-    out = Path(report.out_dir)
+    out = folder(report)
     assert out == work.root / "publish" / "hf"
     qa = load(out)
     assert {s: len(d) for s, d in qa.items()} == {"train": 6, "validation": 2, "test": 4}
@@ -47,15 +57,17 @@ def test_folder_loads_with_datasets_in_every_config(work: WorkDir) -> None:
     assert row["tempo_bpm"] in (90.0, 100.0) and row["chords"] == ["A:min"]
     clips = load(out, "clips")
     assert {s: len(d) for s, d in clips.items()} == {"train": 3, "validation": 1, "test": 2}
-    assert sum(report.configs["clips"].values()) == N_CLIPS
-    assert report.default_config == "qa" and report.synthetic is False
+    assert sum(facts(report).configs["clips"].values()) == N_CLIPS
+    assert facts(report).default_config == "qa" and facts(report).synthetic is False
+    assert report.counted("qa") == {"train": 6, "validation": 2, "test": 4}
+    assert (report.items_in, report.items_out, report.rejected) == (N_CLIPS, N_CLIPS + 12, {})
     assert sorted(p.name for p in (out / "data" / "qa").iterdir()) == [
         "test-00000-of-00001.parquet", "train-00000-of-00001.parquet",
         "validation-00000-of-00001.parquet"]
 
 
 def test_card_header_parses_and_body_shows_the_data(work: WorkDir) -> None:
-    out = Path(publish(work).out_dir)
+    out = folder(publish(work))
     text = (out / "README.md").read_text(encoding="utf-8")
     header = load_card_header(text)
     assert header["license"] == "cc-by-nc-sa-4.0"  # MTT 3.0 and madmom's models 4.0: strictest
@@ -77,19 +89,32 @@ def test_card_header_parses_and_body_shows_the_data(work: WorkDir) -> None:
 def test_plots_are_readable_images(work: WorkDir) -> None:
     import matplotlib.image as mpimg
 
-    out = Path(publish(work).out_dir)
+    out = folder(publish(work))
     img = mpimg.imread(out / "assets" / "tempo.png")
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
 
 
+def test_musicqa_export_has_mu_llamas_format(work: WorkDir) -> None:
+    """Every record is a single human→gpt turn naming its clip's audio file, one per pair of
+    the split, in the ``qa`` config's order."""
+    out = folder(publish(work))
+    for split, n in (("train", 6), ("validation", 2), ("test", 4)):
+        recs = read_json(out / "exports" / "musicqa" / f"{split}.json")
+        assert isinstance(recs, list) and len(recs) == n
+        qa = pq.read_table(out / "data" / "qa" / f"{split}-00000-of-00001.parquet").to_pylist()
+        assert [r["qa_id"] for r in recs] == [r["qa_id"] for r in qa]
+        for rec, row in zip(recs, qa, strict=True):
+            assert set(rec) == {"audio_name", "conversation", "clip_id", "qa_id", "kind"}
+            assert rec["audio_name"] == f"{row['clip_id']}.wav" and rec["kind"] == row["kind"]
+            assert rec["conversation"] == [{"from": "human", "value": row["question"]},
+                                           {"from": "gpt", "value": row["answer"]}]
+
+
 def test_musicqa_export_matches_the_real_format(work: WorkDir) -> None:
-    out = Path(publish(work).out_dir)
-    ours = {split: read_json(out / "exports" / "musicqa" / f"{split}.json")
-            for split in ("train", "validation", "test")}
-    assert sum(len(v) for v in ours.values()) == 12  # type: ignore[arg-type]
-    rec = ours["train"][0]  # type: ignore[index]
     if not REAL_MUSICQA.is_dir():
         pytest.skip(f"real MusicQA not present at {REAL_MUSICQA}")
+    out = folder(publish(work))
+    rec = read_json(out / "exports" / "musicqa" / "train.json")[0]  # type: ignore[index]
     real = read_json(REAL_MUSICQA / "EvalMusicQA.json")
     assert isinstance(real, list)
     ref = real[0]
@@ -104,14 +129,14 @@ def test_exported_audio_names_resolve_to_the_clip_windows(work: WorkDir) -> None
     import soundfile as sf
 
     report = publish(work, config=PublishConfig(export_audio=True))
-    out = Path(report.out_dir)
+    out = folder(report)
     names = {rec["audio_name"] for split in ("train", "validation", "test")
              for rec in read_json(out / "exports" / "musicqa" / f"{split}.json")}  # type: ignore[union-attr]
     assert len(names) == N_CLIPS
     for name in names:
         info = sf.info(out / "exports" / "audio" / name)
         assert info.duration == pytest.approx(0.5, abs=1e-3)  # the clip window, not the file
-    assert publish(work, config=PublishConfig(export_audio=True)).files_written == []
+    assert facts(publish(work, config=PublishConfig(export_audio=True))).files_written == []
     # Turning it off removes the files it no longer writes.
     publish(work)
     audio_dir = out / "exports" / "audio"
@@ -119,7 +144,7 @@ def test_exported_audio_names_resolve_to_the_clip_windows(work: WorkDir) -> None
 
 
 def test_llava_export_groups_turns_per_clip(work: WorkDir) -> None:
-    out = Path(publish(work).out_dir)
+    out = folder(publish(work))
     lines = [json.loads(line) for split in ("train", "validation", "test")
              for line in (out / "exports" / "llava" / f"{split}.jsonl").read_text().splitlines()]
     assert len(lines) == N_CLIPS
@@ -131,18 +156,19 @@ def test_llava_export_groups_turns_per_clip(work: WorkDir) -> None:
 
 
 def test_republish_rewrites_nothing_and_removes_stale_shards(work: WorkDir) -> None:
-    small = publish(work, config=PublishConfig(shard_rows=2))
+    small = facts(publish(work, config=PublishConfig(shard_rows=2)))
     out = Path(small.out_dir)
     assert (out / "data" / "qa" / "train-00002-of-00003.parquet").is_file()
     stray = out / "data" / "old" / "train-00000-of-00001.parquet"
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"stale")
-    big = publish(work)
+    big = facts(publish(work))
     assert "data/qa/train-00002-of-00003.parquet" in big.files_removed
     assert not stray.exists() and not stray.parent.exists()
     before = tree(out)
     again = publish(work)
-    assert again.files_written == [] and again.files_removed == []
+    assert again.reused and again.shards == 2  # the joined rows of every shard reused
+    assert facts(again).files_written == [] and facts(again).files_removed == []
     assert tree(out) == before
     assert len(load(out)["train"]) == 6
 
@@ -150,7 +176,7 @@ def test_republish_rewrites_nothing_and_removes_stale_shards(work: WorkDir) -> N
 def test_embedded_audio_is_the_clip_window_as_flac(work: WorkDir) -> None:
     import soundfile as sf
 
-    out = Path(publish(work, config=PublishConfig(embed_audio=True)).out_dir)
+    out = folder(publish(work, config=PublishConfig(embed_audio=True)))
     path = out / "data" / "clips" / "train-00000-of-00001.parquet"
     table = pq.read_table(path)
     meta = json.loads(table.schema.metadata[b"huggingface"])
@@ -175,7 +201,7 @@ def test_leakage_is_found_reported_and_can_stop(work: WorkDir) -> None:
     recs = read_records(work.qa_shard(key), QARecord)
     write_records(work.qa_shard(key), [recs[0].model_copy(update={"split": "test"}), *recs[1:]],
                   QARecord)
-    report = publish(work)
+    report = facts(publish(work))
     kinds = {v.kind for v in report.leakage}
     assert kinds == {"recording_in_two_splits", "pair_split_mismatch"}
     text = (Path(report.out_dir) / "README.md").read_text(encoding="utf-8")
@@ -187,11 +213,11 @@ def test_leakage_is_found_reported_and_can_stop(work: WorkDir) -> None:
 def test_embeddings_config_from_the_embed_stage(work: WorkDir, tmp_path: Path) -> None:
     from qagen.embed.config import EmbedConfig
     from qagen.embed.stage import embed
-    from qagen.embed.store import EmbeddingStore
+    from qagen.embedding_store import EmbeddingStore
 
     embed(work, config=EmbedConfig(frame_rate_hz=None, threads=1), cache_root=tmp_path / "models")
     store = EmbeddingStore(work)
-    report = publish(work)
+    report = facts(publish(work))
     assert report.configs["embeddings"] == {"train": 3, "validation": 1, "test": 2}
     ds = load(report.out_dir, "embeddings", split="test")
     row = ds[0]
@@ -207,7 +233,7 @@ def test_training_runs_are_listed_and_empty_qa_falls_back_to_clips(work: WorkDir
     metrics.write_text(json.dumps({"bleu": 12.5, "per_kind": {"tempo": 1}}))
     for path in (work.root / "qa").glob("*.parquet"):
         path.unlink()
-    report = publish(work)
+    report = facts(publish(work))
     assert report.default_config == "clips" and "qa" not in report.configs
     text = (Path(report.out_dir) / "README.md").read_text(encoding="utf-8")
     assert "| run1 | bleu=12.5 |" in text

@@ -1,8 +1,8 @@
 """The quality section: figures counted from the work dir's own files, in the card and report."""
 
 from qagen.manifest import read_records, write_records
-from qagen.publish.quality import collect_quality, quality_rows
 from qagen.publish.stage import publish
+from qagen.quality import collect_quality, quality_rows
 from qagen.records import QARecord, QARejected
 from qagen.records.qa import StatedFacts
 from qagen.report.run import write_run_report
@@ -52,6 +52,6 @@ def test_card_and_run_report_show_the_quality_section(work: WorkDir) -> None:
     assert "## Quality" in card and "verified against measurements" in card
     assert "gate_vague 2" in card and "random accepted pairs" in card
     assert "It moves at about 90 beats per minute." in card
-    report = write_run_report(work, summary={}, timings={}).read_text()
+    report = write_run_report(work).read_text()
     assert "## Quality" in report and "## Gate rejections" in report
     assert "random accepted pairs" in report

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from qagen.audio import write_audio
-from qagen.demo.spec import DemoClip, DemoTruth
 from qagen.errors import SourceFormatError
 from qagen.records import Clip, Rejection, Split
+from qagen.records.demo import DemoClip, DemoTruth
 from qagen.sources.audiofolder import Options, iter_clips, parse_labels, write_native
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sources" / "audiofolder"

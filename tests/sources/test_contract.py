@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from qagen.demo.spec import DemoClip
 from qagen.ingest import ingest
 from qagen.manifest import iter_manifest
 from qagen.records import AudioStatus, Clip, Rejection
+from qagen.records.demo import DemoClip
 from qagen.sources import get_source, list_sources
 from qagen.workdir import WorkDir
 
@@ -59,8 +59,8 @@ def test_ingest_stage_on_native_copy(name: str, tmp_path: Path, toy_clips: list[
     get_source(name).write_native(tmp_path / name, toy_clips)
     work = WorkDir(tmp_path / "work")
     report = ingest(name, tmp_path / name, work=work, shard_size=2, hash_audio=True)
-    assert report.clips == len(toy_clips)
-    assert report.by_audio_status == {"ok": len(toy_clips)}
+    assert report.items_out == len(toy_clips)
+    assert report.counted("audio") == {"ok": len(toy_clips)}
     clips = list(iter_manifest(work.manifest_shards("clips").values(), Clip))
     assert len(clips) == len(toy_clips)
     assert all(c.audio_status is AudioStatus.ok and c.audio_sha256 for c in clips)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from qagen.demo.spec import DemoClip, DemoTruth
 from qagen.errors import ConfigError, SourceFormatError
 from qagen.records import Clip, Rejection, Split
+from qagen.records.demo import DemoClip, DemoTruth
 from qagen.sources import fma, get_source, parse_options
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sources" / "fma"

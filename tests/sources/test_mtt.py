@@ -12,9 +12,9 @@ import pytest
 import soundfile as sf
 from pydantic import ValidationError
 
-from qagen.demo.spec import DemoClip, DemoTruth
 from qagen.errors import ConfigError, SourceFormatError
 from qagen.records import AudioStatus, Clip, Rejection, Split
+from qagen.records.demo import DemoClip, DemoTruth
 from qagen.sources import get_source, mtt, parse_options
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sources" / "mtt"

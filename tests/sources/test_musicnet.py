@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 
 from qagen.audio import write_audio
-from qagen.demo.spec import DemoClip, DemoTruth, NoteEvent
 from qagen.errors import ConfigError, SourceFormatError
 from qagen.records import Clip, Rejection, Split
+from qagen.records.demo import DemoClip, DemoTruth, NoteEvent
 from qagen.sources import get_source, musicnet, parse_options
 from qagen.sources.musicnet import Options, instrument_name, iter_clips, write_native
 

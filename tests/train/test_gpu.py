@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from qagen.evaluate import EvaluateConfig, evaluate
+from qagen.records.training import EvalReport, TrainReport
 from qagen.train import TrainConfig, train
+from qagen.train.config import EvaluateConfig
 from qagen.train.data import InMemoryEmbeddings
+from qagen.train.evaluate import evaluate
 from qagen.workdir import WorkDir
 from tests.train.conftest import random_embeddings, write_qa_work
 
@@ -26,7 +28,8 @@ def test_bf16_training_and_evaluation_on_cuda(tiny_lm: Path, tmp_path: Path, arc
     emb = InMemoryEmbeddings(random_embeddings(ids))
     cfg = TrainConfig(lm=str(tiny_lm), arch=arch, run=arch, steps=40, lr=2e-2, warmup_steps=2,
                       adapter_layers=2, adapter_blocks=1, adapter_ffn_mult=2, device="cuda")
-    report = train(WorkDir(root), config=cfg, embeddings=emb, progress=False)
+    report = TrainReport.model_validate(
+        train(WorkDir(root), config=cfg, embeddings=emb, progress=False).details)
     assert report.device.startswith("cuda")
     expected = "bf16-autocast" if torch.cuda.is_bf16_supported() else "fp32"
     assert report.precision == expected
@@ -34,4 +37,4 @@ def test_bf16_training_and_evaluation_on_cuda(tiny_lm: Path, tmp_path: Path, arc
     ev = evaluate(WorkDir(root), run=arch, embeddings=emb,
                   config=EvaluateConfig(max_new_tokens=4, device="cuda"),
                   scorer=lambda p, r: {"n": float(len(p))})
-    assert ev.metrics == {"n": 4.0}
+    assert EvalReport.model_validate(ev.details).metrics == {"n": 4.0}

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from qagen.engine import StageReport
 from qagen.errors import ConfigError
-from qagen.evaluate import EvaluateConfig, evaluate
-from qagen.records.training import LossLogEntry, Prediction
+from qagen.records.training import EvalReport, LossLogEntry, Prediction, TrainReport
 from qagen.train import TrainConfig, train
 from qagen.train import loop as train_loop
+from qagen.train.config import EvaluateConfig
 from qagen.train.data import InMemoryEmbeddings
+from qagen.train.evaluate import evaluate
 from qagen.workdir import WorkDir
 from tests.train.conftest import random_embeddings, write_qa_work
 
@@ -36,6 +38,15 @@ def qa(tmp_path: Path) -> tuple[WorkDir, InMemoryEmbeddings]:
     return WorkDir(root), InMemoryEmbeddings(random_embeddings(ids), encoder_id="toy-encoder")
 
 
+def run_facts(report: StageReport) -> TrainReport:
+    """The train run's own report, carried in the stage report's details."""
+    return TrainReport.model_validate(report.details)
+
+
+def eval_facts(report: StageReport) -> EvalReport:
+    return EvalReport.model_validate(report.details)
+
+
 def losses(work: WorkDir, run: str) -> list[LossLogEntry]:
     path = work.root / "train" / run / "loss.jsonl"
     return [LossLogEntry.model_validate_json(x) for x in path.read_text().splitlines()]
@@ -51,7 +62,10 @@ def weights(work: WorkDir, run: str) -> dict[str, torch.Tensor]:
 def test_training_lowers_the_loss(tiny_lm: Path, qa, arch: str) -> None:  # type: ignore[no-untyped-def]
     work, emb = qa
     cfg = config(tiny_lm, arch=arch, run=arch, steps=60, lr=2e-2, log_every=10, save_every=100)
-    report = train(work, config=cfg, embeddings=emb, progress=False)
+    stage = train(work, config=cfg, embeddings=emb, progress=False)
+    assert (stage.stage, stage.shards, stage.shards_reused) == ("train", 1, 0)
+    assert stage.items_in == 16 and stage.counted("split") == {"heldout": 4, "train": 12}
+    report = run_facts(stage)
     log = losses(work, arch)
     assert [e.step for e in log] == [1, 10, 20, 30, 40, 50, 60]
     assert report.first_loss == log[0].loss
@@ -100,7 +114,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_lm: Path, tmp_path:
     assert [p.name for p in sorted((run / "checkpoints").iterdir())] == [
         "step-000004.pt", "step-000008.pt"]
     monkeypatch.setattr(train_loop, "append_loss", real_append)
-    report = train(broken, config=cfg, embeddings=emb, progress=False)
+    report = run_facts(train(broken, config=cfg, embeddings=emb, progress=False))
     assert report.resumed_from_step == 8
     assert losses(broken, "r") == losses(whole, "r")  # steps 9 and 10 not duplicated
     assert [e.step for e in losses(broken, "r")] == list(range(1, 13))
@@ -115,11 +129,13 @@ def test_finished_run_is_reused_and_a_changed_config_supersedes_it(tiny_lm: Path
     mtime = (work.root / "train" / "once" / "adapter.safetensors").stat().st_mtime_ns
     again = train(work, config=cfg.model_copy(update={"log_every": 2}), embeddings=emb,
                   progress=False)
-    assert again.reused and not first.reused and again.last_loss == first.last_loss
+    assert again.reused and not first.reused
+    first, again = run_facts(first), run_facts(again)
+    assert again.reused and again.last_loss == first.last_loss
     assert (work.root / "train" / "once" / "adapter.safetensors").stat().st_mtime_ns == mtime
     # New defaults or an edited config: the old run is kept aside, the new one trained.
-    changed = train(work, config=cfg.model_copy(update={"lr": 0.5}), embeddings=emb,
-                    progress=False)
+    changed = run_facts(train(work, config=cfg.model_copy(update={"lr": 0.5}), embeddings=emb,
+                              progress=False))
     assert not changed.reused and changed.fingerprint != first.fingerprint
     kept = work.root / "cache" / "train-superseded" / f"once-{first.fingerprint}"
     assert (kept / "adapter.safetensors").stat().st_mtime_ns == mtime
@@ -149,7 +165,9 @@ def test_evaluate_writes_predictions_metrics_and_card(tiny_lm: Path, qa) -> None
                 "bleu": None}
 
     cfg = EvaluateConfig(max_new_tokens=5, batch_size=3, threads=1)
-    report = evaluate(work, run="ev", config=cfg, embeddings=emb, scorer=scorer)
+    stage = evaluate(work, run="ev", config=cfg, embeddings=emb, scorer=scorer)
+    assert (stage.items_in, stage.items_out, stage.shards, stage.shards_reused) == (4, 4, 1, 0)
+    report = eval_facts(stage)
     run = work.root / "train" / "ev"
     preds = [Prediction.model_validate_json(x)
              for x in (run / "eval" / "predictions.jsonl").read_text().splitlines()]
@@ -170,7 +188,7 @@ def test_evaluate_writes_predictions_metrics_and_card(tiny_lm: Path, qa) -> None
     card = (run / "README.md").read_text()
     assert "| exact | 0.0000 |" in card and "| bleu | — |" in card
     again = evaluate(work, run="ev", config=cfg, embeddings=emb, scorer=scorer)
-    assert again.reused and len(calls) == 3
+    assert again.reused and eval_facts(again).reused and len(calls) == 3
     assert "another clip's audio" in card
 
 

@@ -36,6 +36,12 @@ class AugmentScores(BaseModel):
     beat_f: float
     downbeat_f: float
     meter_accuracy: float
+    scored: dict[str, int] = Field(
+        default_factory=dict, description="Clips scored per metric (truth rows may be partial).")
+    music_accuracy: float | None = Field(
+        default=None, description="is_music right, over truth rows that say music or not.")
+    nonmusic_withheld: float | None = Field(
+        default=None, description="Share of not-music clips with key, tempo and chords withheld.")
     per_clip: list[dict[str, object]] = Field(default_factory=list)
 
 
@@ -78,12 +84,19 @@ def _f(ref: list[float], est: list[float]) -> float:
 
 
 def score_features(truth_rows: Iterable[dict], features: dict[str, ClipFeatures]) -> AugmentScores:
-    """Score features against truth rows (``truth.jsonl`` of the demo corpus)."""
+    """Score features against truth rows (``truth.jsonl`` of the demo corpus or hard set).
+
+    A row may be partial (a real recording with only a tempo); each metric averages over the
+    rows that have its truth. A row with ``music: false`` scores only the music decision and
+    whether key, tempo and chords were withheld.
+    """
     import mir_eval
 
     sums: dict[str, list[float]] = {k: [] for k in (
-        "t1", "t2", "t1b", "t2b", "key", "keyb", "keyx", "beat", "down", "meter")}
+        "t1", "t2", "t1b", "t2b", "key", "keyb", "keyx", "beat", "down", "meter", "music",
+        "withheld")}
     chord_num = chord_den = 0.0
+    n_chords = 0
     per_clip = []
     missing = 0
     for row in truth_rows:
@@ -91,27 +104,49 @@ def score_features(truth_rows: Iterable[dict], features: dict[str, ClipFeatures]
         if feat is None or feat.status is not FeatureStatus.ok:
             missing += 1
             continue
-        t1, t2 = tempo_acc(feat.tempo_bpm, row["tempo_bpm"])
-        t1b, t2b = tempo_acc(feat.tempo_tcn_bpm, row["tempo_bpm"])
-        key = mir_eval.key.weighted_score(row["key"], feat.key) if feat.key else 0.0
-        keyb = mir_eval.key.weighted_score(row["key"], feat.key_madmom) if feat.key_madmom else 0.0
-        chord, dur = chord_majmin(row["chords"], feat)
-        chord_num += chord * dur
-        chord_den += dur
-        values = {"t1": t1, "t2": t2, "t1b": t1b, "t2b": t2b, "key": key, "keyb": keyb,
-                  "keyx": float(key == 1.0), "beat": _f(row["beats"], feat.beats),
-                  "down": _f(row["downbeats"], feat.downbeats),
-                  "meter": float(feat.meter == row["beats_per_bar"])}
+        music = row.get("music", True)
+        values: dict[str, float] = {}
+        if feat.is_music is not None:  # rows without "music" (the demo corpus) are music
+            values["music"] = float(feat.is_music == music)
+        clip = {"clip_id": row["clip_id"], "name": row.get("name"), "music_ref": music,
+                "music_est": feat.is_music, "music_conf": feat.music_confidence}
+        if not music:
+            values["withheld"] = float(feat.key is None and feat.tempo_bpm is None
+                                       and not feat.chords)
+            clip |= {"key_est": feat.key, "tempo_est": feat.tempo_bpm}
+        else:
+            if row.get("tempo_bpm") is not None:
+                values["t1"], values["t2"] = tempo_acc(feat.tempo_bpm, row["tempo_bpm"])
+                values["t1b"], values["t2b"] = tempo_acc(feat.tempo_tcn_bpm, row["tempo_bpm"])
+                clip |= {"tempo_ref": row["tempo_bpm"], "tempo_est": feat.tempo_bpm,
+                         "tempo_tcn": feat.tempo_tcn_bpm, "tempo_beats": feat.tempo_beats_bpm,
+                         "tempo_librosa": feat.tempo_librosa_bpm,
+                         "tempo_conf": feat.tempo_confidence}
+            if row.get("key"):
+                values["key"] = (mir_eval.key.weighted_score(row["key"], feat.key)
+                                 if feat.key else 0.0)
+                values["keyb"] = (mir_eval.key.weighted_score(row["key"], feat.key_madmom)
+                                  if feat.key_madmom else 0.0)
+                values["keyx"] = float(values["key"] == 1.0)
+                clip |= {"key_ref": row["key"], "key_est": feat.key, "key_cnn": feat.key_madmom,
+                         "key_conf": feat.key_confidence}
+            if row.get("chords"):
+                chord, dur = chord_majmin(row["chords"], feat)
+                chord_num += chord * dur
+                chord_den += dur
+                n_chords += 1
+                clip["chords_majmin"] = round(chord, 3)
+            if row.get("beats"):
+                values["beat"] = _f(row["beats"], feat.beats)
+            if row.get("downbeats"):
+                values["down"] = _f(row["downbeats"], feat.downbeats)
+                clip["downbeat_f"] = round(values["down"], 3)
+            if row.get("beats_per_bar"):
+                values["meter"] = float(feat.meter == row["beats_per_bar"])
+                clip |= {"meter_ref": row["beats_per_bar"], "meter_est": feat.meter}
         for k, v in values.items():
             sums[k].append(v)
-        per_clip.append({"clip_id": row["clip_id"], "name": row.get("name"),
-                         "tempo_ref": row["tempo_bpm"], "tempo_est": feat.tempo_bpm,
-                         "tempo_tcn": feat.tempo_tcn_bpm, "tempo_beats": feat.tempo_beats_bpm,
-                         "tempo_librosa": feat.tempo_librosa_bpm, "key_ref": row["key"],
-                         "key_est": feat.key, "key_cnn": feat.key_madmom,
-                         "meter_ref": row["beats_per_bar"], "meter_est": feat.meter,
-                         "chords_majmin": round(chord, 3),
-                         "downbeat_f": round(values["down"], 3)})
+        per_clip.append(clip)
 
     def mean(k: str) -> float:
         return round(float(np.mean(sums[k])), 4) if sums[k] else 0.0
@@ -122,14 +157,25 @@ def score_features(truth_rows: Iterable[dict], features: dict[str, ClipFeatures]
         key_weighted=mean("key"), key_weighted_cnn_only=mean("keyb"), key_exact=mean("keyx"),
         chords_majmin=round(chord_num / chord_den, 4) if chord_den else 0.0,
         beat_f=mean("beat"), downbeat_f=mean("down"), meter_accuracy=mean("meter"),
+        scored={"tempo": len(sums["t1"]), "key": len(sums["key"]), "chords": n_chords,
+                "beats": len(sums["beat"]), "downbeats": len(sums["down"]),
+                "meter": len(sums["meter"]), "music": len(sums["music"]),
+                "not_music": len(sums["withheld"])},
+        music_accuracy=mean("music") if sums["music"] else None,
+        nonmusic_withheld=mean("withheld") if sums["withheld"] else None,
         per_clip=per_clip,
     )
 
 
-def evaluate_augment(work: WorkDir, truth_path: Path) -> AugmentScores:
-    """Load ``truth.jsonl`` and the features manifest of ``work`` and score them."""
+def evaluate_augment(work: WorkDir, truth_path: Path, *, split: str | None = None) -> AugmentScores:
+    """Load ``truth.jsonl`` and the features manifest of ``work`` and score them.
+
+    ``split`` keeps only truth rows of that split (the hard set's ``dev`` or ``test`` half).
+    """
     rows = [json.loads(line) for line in truth_path.read_text(encoding="utf-8").splitlines()
             if line.strip()]
+    if split is not None:
+        rows = [r for r in rows if r.get("split") == split]
     features = {f.clip_id: f for f in iter_manifest(work.manifest_shards("features").values(),
                                                     ClipFeatures)}
     return score_features(rows, features)

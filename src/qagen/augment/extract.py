@@ -19,18 +19,28 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from qagen.audio import load_audio
+from qagen.augment.bars import align_bar_phase, chord_change_times
 from qagen.augment.chords import chord_segments
 from qagen.augment.key import KEY_LABELS, decide_key
 from qagen.augment.loudness import estimate_loudness
-from qagen.augment.models import MadmomModels
+from qagen.augment.models import FPS, MadmomModels
+from qagen.augment.musicness import (
+    decide_music,
+    estimate_pitch_grid,
+    periodicity_profile,
+    pulse_strength,
+)
 from qagen.augment.tempo import decide_tempo
 from qagen.config import AugmentConfig
 from qagen.paths import safe_join
 from qagen.records import Clip, ClipFeatures, FeatureStatus
-from qagen.records.features import TempoAgreement
+from qagen.records.features import TempoAgreement, TempoAlternative
+
+#: ``ClipFeatures.withheld_reason`` when a clip is judged not music.
+NOT_MUSIC = "not_music"
 
 #: Bump when a Measurement changes for the same audio, parameters and package versions.
-MEASURE_VERSION = "1"
+MEASURE_VERSION = "2"  # 2: beat/onset periodicity profiles, pitch grid
 
 
 class Measurement(BaseModel):
@@ -51,20 +61,27 @@ class Measurement(BaseModel):
     key_probs: list[float] = Field(default_factory=list)
     chords: list[tuple[float, float, str]] = Field(default_factory=list)
     librosa_bpm: float | None = None
+    beat_acf: list[float] = Field(
+        default_factory=list, description="TCN beat activation autocorrelation on PROFILE_BPM.")
+    onset_acf: list[float] = Field(
+        default_factory=list, description="librosa onset envelope autocorrelation, same grid.")
+    pitch_grid: float | None = None
     seconds: float | None = None
 
 
-def librosa_tempo(y: np.ndarray, *, sr: int) -> float | None:
-    """librosa's autocorrelation tempo on the onset envelope (at 22.05 kHz, for speed)."""
+def librosa_tempo(y: np.ndarray, *, sr: int) -> tuple[float | None, list[float]]:
+    """librosa's autocorrelation tempo on the onset envelope (at 22.05 kHz, for speed), and
+    the envelope's periodicity profile (hi-hats and other fast onsets show at double tempo)."""
     import librosa
     import soxr
 
     y22 = soxr.resample(y, sr, 22050) if sr != 22050 else y
     env = librosa.onset.onset_strength(y=y22, sr=22050)
     if not np.any(env > 0):
-        return None
+        return None, []
     bpm = float(librosa.feature.tempo(onset_envelope=env, sr=22050)[0])
-    return bpm if math.isfinite(bpm) and bpm > 0 else None
+    profile = periodicity_profile(env, fps=22050 / 512)
+    return (bpm if math.isfinite(bpm) and bpm > 0 else None), profile
 
 
 def measure_clip(
@@ -119,20 +136,24 @@ def measure_clip(
     if models is None:
         raise ValueError("measure_clip needs the madmom models for audible audio")
     raw = models.analyse(y)
+    lib_bpm, onset_acf = (librosa_tempo(y, sr=config.sr) if config.use_librosa_tempo
+                          else (None, []))
     return done(
         FeatureStatus.ok, **facts,
         tcn_tempi=[(round(float(b), 3), round(float(s), 5)) for b, s in raw.tcn_tempi[:8]],
         beats=[(round(float(t), 3), int(p)) for t, p in raw.beats],
         meter_logprobs=raw.meter_logprobs,
         key_probs=[round(float(p), 6) for p in raw.key_probs], chords=raw.chords,
-        librosa_bpm=librosa_tempo(y, sr=config.sr) if config.use_librosa_tempo else None,
+        librosa_bpm=lib_bpm, onset_acf=onset_acf,
+        beat_acf=periodicity_profile(raw.tcn_beat_act, fps=FPS),
+        pitch_grid=estimate_pitch_grid(y, sr=config.sr),
     )
 
 
 def _meter(m: Measurement) -> tuple[int | None, float | None]:
     if not m.beats:
         return None, None
-    meter = max(p for _, p in m.beats)
+    meter = max(p for _, p in m.beats)  # the bar phase does not change the meter
     best = m.meter_logprobs.get(meter)
     others = [lp for k, lp in m.meter_logprobs.items() if k != meter]
     if best is None or not others:
@@ -144,7 +165,12 @@ def _meter(m: Measurement) -> tuple[int | None, float | None]:
 def decide_features(
     m: Measurement, *, clip: Clip, config: AugmentConfig, versions: dict[str, str]
 ) -> ClipFeatures:
-    """Decide tempo octave, meter, key and chord spelling from a measurement (pure, cheap)."""
+    """Decide music or not, tempo octave, meter, key and chord spelling (pure, cheap).
+
+    A clip judged not music (speech, animal sounds, noise) keeps its loudness, the music
+    evidence and the raw estimator trail, but its tempo, beats, meter, key and chords are
+    withheld (None / empty, ``withheld_reason="not_music"``) so no question asks for them.
+    """
     base = {"clip_id": clip.clip_id, "source": clip.source, "audio_sha256": clip.audio_sha256,
             "extractor_versions": versions, "status": m.status, "error": m.error,
             "duration_s": m.duration_s, "native_sr": m.native_sr,
@@ -152,35 +178,47 @@ def decide_features(
             "peak_dbfs": m.peak_dbfs, "is_silent": m.is_silent, "seconds": m.seconds}
     if m.status is not FeatureStatus.ok:
         return ClipFeatures(**base)
+    music = decide_music(m.pitch_grid, pulse_strength(m.beat_acf) if m.beat_acf else None)
+    if m.pitch_grid is not None or m.beat_acf:  # measured before MEASURE_VERSION 2: unknown
+        base |= {"is_music": music.is_music, "music_confidence": music.confidence,
+                 "music_evidence": music.evidence}
     tempi = np.asarray(m.tcn_tempi, dtype=np.float64).reshape(-1, 2)
     beat_times = np.asarray([t for t, _ in m.beats], dtype=np.float64)
     beats_bpm = float(60.0 / np.median(np.diff(beat_times))) if len(beat_times) > 2 else None
     tcn_bpm = float(tempi[0, 0]) if len(tempi) else None
     if config.tempo_octave_decision:
-        tempo = decide_tempo(tempi, beats_bpm=beats_bpm, librosa_bpm=m.librosa_bpm)
+        tempo = decide_tempo(tempi, beats_bpm=beats_bpm, librosa_bpm=m.librosa_bpm,
+                             onset_profile=m.onset_acf)
         tempo_bpm, tempo_conf, agreement = tempo.bpm, tempo.confidence, tempo.agreement
+        alternatives = [TempoAlternative(bpm=b, weight=w) for b, w in tempo.alternatives]
     else:
         tempo_bpm = tcn_bpm
         tempo_conf = float(tempi[0, 1]) if len(tempi) else None
         agreement = TempoAgreement.single
+        alternatives = []
     meter, meter_conf = _meter(m)
+    beats = align_bar_phase(m.beats, chord_change_times(m.chords))
     provisional = chord_segments(m.chords, key=None, min_duration_s=config.chord_min_s)
     key = decide_key(np.asarray(m.key_probs), provisional if config.key_from_chords else [])
+    trail = {
+        "tempo_tcn_bpm": None if tcn_bpm is None else round(tcn_bpm, 2),
+        "tempo_beats_bpm": None if beats_bpm is None else round(beats_bpm, 2),
+        "tempo_librosa_bpm": None if m.librosa_bpm is None else round(m.librosa_bpm, 2),
+        "tempo_peaks_bpm": [b for b, _ in m.tcn_tempi],
+        "tempo_peak_strengths": [s for _, s in m.tcn_tempi],
+        "key_madmom": key.cnn_key, "key_probabilities": m.key_probs,
+    }
+    if base.get("is_music") is False:
+        return ClipFeatures(**base, **trail, withheld_reason=NOT_MUSIC)
     return ClipFeatures(
-        **base,
-        tempo_bpm=tempo_bpm, tempo_confidence=tempo_conf,
-        tempo_tcn_bpm=None if tcn_bpm is None else round(tcn_bpm, 2),
-        tempo_beats_bpm=None if beats_bpm is None else round(beats_bpm, 2),
-        tempo_librosa_bpm=None if m.librosa_bpm is None else round(m.librosa_bpm, 2),
-        tempo_agreement=agreement,
-        tempo_peaks_bpm=[b for b, _ in m.tcn_tempi],
-        tempo_peak_strengths=[s for _, s in m.tcn_tempi],
-        beats=[t for t, _ in m.beats], downbeats=[t for t, p in m.beats if p == 1],
+        **base, **trail, tempo_alternatives=alternatives,
+        tempo_bpm=tempo_bpm, tempo_confidence=tempo_conf, tempo_agreement=agreement,
+        beats=[t for t, _ in m.beats], downbeats=[t for t, p in beats if p == 1],
         meter=meter, meter_confidence=meter_conf,
-        key=key.key, key_confidence=key.confidence, key_madmom=key.cnn_key,
-        key_probabilities=m.key_probs,
+        key=key.key, key_confidence=key.confidence,
         chords=chord_segments(m.chords, key=key.key, min_duration_s=config.chord_min_s),
     )
 
 
-__all__ = ["KEY_LABELS", "MEASURE_VERSION", "Measurement", "decide_features", "measure_clip"]
+__all__ = ["KEY_LABELS", "MEASURE_VERSION", "NOT_MUSIC", "Measurement", "decide_features",
+           "measure_clip"]

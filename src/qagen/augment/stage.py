@@ -8,11 +8,13 @@ unchanged corpus re-runs almost free and one recording under two clip ids is ana
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import multiprocessing as mp
 import os
+import pickle
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,19 +25,18 @@ from qagen.audio import sha256_file
 from qagen.augment.extract import MEASURE_VERSION, Measurement, decide_features, measure_clip
 from qagen.augment.models import MadmomModels, extractor_versions
 from qagen.config import AugmentConfig
+from qagen.engine import StageReport, run_stage
 from qagen.errors import ConfigError
-from qagen.ingest import dataset_roots
 from qagen.manifest import write_json_atomic
 from qagen.paths import safe_join
 from qagen.records import AudioStatus, Clip, ClipFeatures, FeatureStatus
-from qagen.runner import StageReport, run_stage
-from qagen.workdir import WorkDir
+from qagen.workdir import WorkDir, dataset_roots
 
 log = logging.getLogger(__name__)
 
 STAGE = "augment"
 #: Bump when ClipFeatures change for the same audio, config and extractor versions.
-STAGE_VERSION = "1"
+STAGE_VERSION = "2"  # 2: is_music + withheld answers, tempo_alternatives, new weights
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMBA_NUM_THREADS")
 
@@ -123,10 +124,33 @@ def _init_worker(analyser: ClipAnalyser, lock_path: Path) -> None:
             warm_librosa()
 
 
-def _analyse_in_worker(clip: Clip) -> list[Any]:
-    from qagen.runner import GuardedItem
+def _analyse_in_worker(clip: Clip, *, strict: bool = False) -> list[Any]:
+    """The per-clip exception boundary inside a worker process (the runner's GuardedItem).
 
-    return GuardedItem(_WORKER["analyser"], STAGE, strict=False)(clip)
+    Under ``strict`` the exception travels back to the parent, where ``Pool.imap`` re-raises
+    it with its type and message (the worker's traceback becomes its ``__cause__``). One
+    that cannot be rebuilt there (a class whose ``__init__`` does not take its own ``args``)
+    would kill the pool's result thread and hang the run, so it is sent as a
+    ``RuntimeError`` naming its type and message instead.
+    """
+    from qagen.engine import GuardedItem
+
+    try:
+        return GuardedItem(_WORKER["analyser"], STAGE, strict=strict)(clip)
+    except Exception as exc:  # only under strict: GuardedItem re-raised it
+        exc.add_note(f"{STAGE}: clip {clip.clip_id} (in worker process {os.getpid()})")
+        if _survives_pickling(exc):
+            raise
+        raise RuntimeError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}") from exc
+
+
+def _survives_pickling(exc: BaseException) -> bool:
+    """Whether the parent can unpickle ``exc`` (what ``Pool`` does with a worker's error)."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # any failure to rebuild it counts: unpickling runs arbitrary __init__
+        return False
+    return True
 
 
 def warm_librosa() -> None:
@@ -141,7 +165,7 @@ def warm_librosa() -> None:
 
 @contextmanager
 def _pool_mapper(
-    analyser: ClipAnalyser, workers: int, lock_path: Path
+    analyser: ClipAnalyser, workers: int, lock_path: Path, *, strict: bool = False
 ) -> Iterator[Callable[..., Any] | None]:
     if workers <= 1:
         if analyser.config.use_librosa_tempo:
@@ -154,8 +178,10 @@ def _pool_mapper(
         os.environ[var] = "1"
     try:
         with ctx.Pool(workers, initializer=_init_worker, initargs=(analyser, lock_path)) as pool:
+            analyse = functools.partial(_analyse_in_worker, strict=strict)
+
             def mapper(_guarded: Any, clips: Any) -> Any:
-                return pool.imap(_analyse_in_worker, clips, chunksize=1)
+                return pool.imap(analyse, clips, chunksize=1)
 
             yield mapper
     finally:
@@ -180,7 +206,8 @@ def augment(
     cache
         Reuse results keyed by audio hash + window + config + extractor versions.
     strict
-        Re-raise per-clip internal errors (tests); otherwise they are recorded.
+        Re-raise per-clip internal errors (tests), from worker processes too (same type and
+        message); otherwise they are recorded as ``internal_error``.
     """
     config = config or AugmentConfig()
     roots = dataset_roots(work)
@@ -189,7 +216,8 @@ def augment(
     analyser = ClipAnalyser(roots=roots, config=config,
                             cache_dir=(work.cache / STAGE) if cache else None,
                             versions=extractor_versions())
-    with _pool_mapper(analyser, workers, work.cache / "numba-warmup.lock") as mapper:
+    with _pool_mapper(analyser, workers, work.cache / "numba-warmup.lock",
+                      strict=strict) as mapper:
         return run_stage(work, analyser, stage=STAGE, version=STAGE_VERSION,
                          output_kind="features", output_model=ClipFeatures, config=config,
                          skip=skip_unreadable, mapper=mapper, shard_keys=shard_keys,

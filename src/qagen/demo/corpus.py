@@ -4,6 +4,9 @@
 ``OUT/truth.jsonl`` holds one line per clip (clip id, tempo, meter, key, chords, beats,
 downbeats, notes) for scoring the augment stage. A corpus already built from the same code
 and parameters is reused as is.
+
+The sources' ``write_native`` functions are handed in (``writers``): the demo stage does not
+import the sources stage; ``qagen.stages.write_demo_corpus`` passes every discovered source.
 """
 
 from __future__ import annotations
@@ -13,21 +16,28 @@ import inspect
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel
 
 from qagen.demo import plan, synth
 from qagen.errors import ConfigError
-from qagen.manifest import write_json_atomic
-from qagen.sources import get_source, list_sources
+from qagen.manifest import write_json_atomic, write_text_atomic
+from qagen.records.demo import DemoClip
 
 log = logging.getLogger(__name__)
 
 DEMO_VERSION = "1"
 MARKER = ".qagen-demo.json"
 TRUTH_FILE = "truth.jsonl"
+
+
+class NativeWriter(Protocol):
+    """What the corpus needs of a source (a source module satisfies it)."""
+
+    def write_native(self, out_dir: Path, demo_clips: Sequence[DemoClip]) -> dict[str, str]: ...
 
 
 class DemoCorpus(BaseModel):
@@ -49,33 +59,50 @@ def _split_for(index: int, count: int, source: str) -> str:
     return "train"
 
 
-def _fingerprint(sources: Sequence[str], seed: int, sr: int) -> str:
+def _writer_code(writer: NativeWriter) -> str:
+    """Source code of the module defining ``writer.write_native`` (its layout knowledge)."""
+    module = inspect.getmodule(writer.write_native)
+    return inspect.getsource(module if module is not None else writer.write_native)
+
+
+def _fingerprint(sources: Sequence[str], writers: Mapping[str, NativeWriter], seed: int,
+                 sr: int) -> str:
     h = hashlib.sha256(f"{DEMO_VERSION}\x1f{list(sources)}\x1f{seed}\x1f{sr}".encode())
-    modules = [synth, plan, *(get_source(s) for s in sources)]
-    for module in modules:
-        h.update(inspect.getsource(module).encode())  # type: ignore[arg-type]
+    for text in [inspect.getsource(synth), inspect.getsource(plan),
+                 *(_writer_code(writers[s]) for s in sources)]:
+        h.update(text.encode())
     return h.hexdigest()
 
 
-def write_demo_corpus(
-    out: Path, *, sources: Sequence[str] | None = None, seed: int = 0, sr: int = 44100,
-    force: bool = False,
+def write_corpus(
+    out: Path, *, writers: Mapping[str, NativeWriter], sources: Sequence[str] | None = None,
+    seed: int = 0, sr: int = 44100, force: bool = False,
 ) -> DemoCorpus:
     """Render the demo corpus into ``out`` (or reuse the one already there).
+
+    Parameters
+    ----------
+    writers
+        Source name → its module (anything with ``write_native``).
+    sources
+        Sources to write (default: every writer the plan has clips for, in ``writers`` order).
 
     Raises
     ------
     ConfigError
-        If ``sources`` names a source the plan has no clips for.
+        If ``sources`` names a source the plan has no clips for, or no writer is given for.
     """
     specs_by_source = plan.corpus_plan(seed=seed)
-    chosen = list(sources) if sources else [s for s in list_sources() if s in specs_by_source]
+    chosen = list(sources) if sources else [s for s in writers if s in specs_by_source]
     unknown = [s for s in chosen if s not in specs_by_source]
     if unknown:
         raise ConfigError(f"the demo plan has no clips for {unknown}; it has "
                           f"{sorted(specs_by_source)}")
+    unwritable = [s for s in chosen if s not in writers]
+    if unwritable:
+        raise ConfigError(f"no source module writes {unwritable}; known: {sorted(writers)}")
     out = Path(out)
-    fingerprint = _fingerprint(chosen, seed, sr)
+    fingerprint = _fingerprint(chosen, writers, seed, sr)
     marker = out / MARKER
     if not force and marker.is_file():
         meta = json.loads(marker.read_text(encoding="utf-8"))
@@ -92,14 +119,14 @@ def write_demo_corpus(
         target = out / source
         if target.exists():
             shutil.rmtree(target)
-        ids = get_source(source).write_native(target, clips)
+        ids = writers[source].write_native(target, clips)
         for clip in clips:
             row = {"clip_id": ids[clip.name], "source": source, "name": clip.name,
                    "split": clip.split, **clip.truth.model_dump(mode="json")}
             truth_lines.append(json.dumps(row, sort_keys=True))
         log.info("demo corpus: wrote %d %s clips", len(clips), source)
     truth_path = out / TRUTH_FILE
-    truth_path.write_text("".join(f"{line}\n" for line in truth_lines), encoding="utf-8")
+    write_text_atomic(truth_path, "".join(f"{line}\n" for line in truth_lines))
     corpus = DemoCorpus(root=str(out), sources={s: str(out / s) for s in chosen},
                         truth_path=str(truth_path), clips=len(truth_lines), reused=False)
     write_json_atomic(marker, {"fingerprint": fingerprint,

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from qagen.demo.spec import DemoClip
 from qagen.demo.synth import ClipSpec, render_clip
+from qagen.records.demo import DemoClip
 
 #: Clip length per source, as each dataset cuts its audio (MTT: 29.1 s clips).
 SOURCE_DURATION_S = {"musiccaps": 10.0, "mtt": 29.1, "fma": 30.0, "musicnet": 30.0}

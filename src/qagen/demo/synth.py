@@ -35,7 +35,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qagen.demo.spec import ChordSpan, DemoTruth, NoteEvent
+from qagen.records.demo import ChordSpan, DemoTruth, NoteEvent
 
 #: Key tonics as mir_eval writes them (``Bb major``, ``F# minor``).
 PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")

@@ -7,9 +7,8 @@ windows in batches through the encoder, and keep (a) every hidden state mean-poo
 cached under ``cache/embed/`` by audio content hash + window + encoder weights + parameters,
 so one recording under two clip ids is encoded once and a redone shard costs only I/O.
 
-The shard loop follows :func:`qagen.runner.run_stage`'s contract (fingerprinted markers,
-atomic writes, per-item rejections, counts) but writes arrays, not a parquet manifest, so it
-lives here; the per-clip exception boundary is the runner's :class:`GuardedItem`.
+The shard loop is :func:`qagen.engine.run_stage`'s; its arrays sink writes each shard's
+arrays and index part (file names from :class:`EmbeddingPaths`), then the marker.
 """
 
 from __future__ import annotations
@@ -18,11 +17,9 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
-import time
 import zipfile
-from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,26 +31,14 @@ from qagen.audio import load_audio, sha256_file
 from qagen.embed.config import EmbedConfig
 from qagen.embed.encoder import EncoderSource, MertEncoder, load_encoder, resolve_encoder
 from qagen.embed.pooling import MIN_TAIL_S, chunk_bounds, pool_frames
-from qagen.embed.store import (
-    EmbeddingPaths,
-    remove_stale_arrays,
-    write_array_atomic,
-    write_embedding_index,
-)
+from qagen.embedding_store import EmbeddingPaths, write_embedding_index
+from qagen.engine import ArraysSink, ManifestShards, StageReport, run_stage
 from qagen.errors import ConfigError
-from qagen.manifest import read_records, shareable, write_json_atomic, write_records
+from qagen.manifest import atomic_path
 from qagen.paths import safe_join
 from qagen.records import AudioStatus, Clip, Rejection
 from qagen.records.embedding import EmbeddingKind, EmbeddingRow, EmbedReason
-from qagen.runner import (
-    GuardedItem,
-    StageReport,
-    finish_report,
-    shard_done,
-    stage_fingerprint,
-    tally_shard,
-)
-from qagen.workdir import WorkDir
+from qagen.workdir import WorkDir, dataset_roots
 
 log = logging.getLogger(__name__)
 
@@ -247,18 +232,11 @@ class ClipEmbedder:
         path = self._cache_path(key)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"layers": layers, "seconds": np.float64(seconds)}
         if frames is not None:
             arrays["frames"] = frames
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            shareable(tmp)
-            Path(tmp).replace(path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
+            np.savez(fh, **arrays)
 
 
 def embed(
@@ -288,9 +266,6 @@ def embed(
     MissingDependencyError
         ``encoder="jukebox"``, or torch/transformers absent.
     """
-    from qagen.ingest import dataset_roots
-
-    t0 = time.perf_counter()
     config = config or EmbedConfig()
     inputs = work.manifest_shards("clips")
     keys = list(inputs) if shard_keys is None else list(shard_keys)
@@ -309,29 +284,45 @@ def embed(
                              encoder_revision=source.revision)
     embedder = ClipEmbedder(roots=roots, config=config, source=source,
                             cache_dir=(work.cache / STAGE) if cache else None, identity=identity)
-    paths = EmbeddingPaths(work)
-    report = StageReport(stage=STAGE)
-    totals = {k: Counter[str]() for k in ("skipped", "rejected", "counts")}
-    redone: dict[str, set[str]] = {}
     try:
-        for key in keys:
-            fingerprint = stage_fingerprint(STAGE, STAGE_VERSION, identity, inputs[key])
-            meta = _finished(work, key, fingerprint)
-            if meta is None:
-                embedder.load()
-                meta = _embed_shard(work, key, inputs[key], embedder, fingerprint,
-                                    strict=strict, on_item=on_item)
-                redone[key] = set(meta["files"])  # type: ignore[arg-type]
-            tally_shard(report, totals, meta, reused=key not in redone)
+        return run_stage(work, embedder, stage=STAGE, version=STAGE_VERSION,
+                         inputs=ManifestShards(work, keys=shard_keys),
+                         sinks=[arrays_sink(work, embedder)], config=identity,
+                         skip=skip_unreadable, strict=strict, on_item=on_item,
+                         label=lambda r: "cache_hit" if r.cached else "computed",
+                         measure=lambda r: {"audio_seconds": r.seconds})
     finally:
         embedder.close()
-    orphans = _remove_orphans(work, keep=set(inputs)) if shard_keys is None else 0
-    if redone or orphans or not paths.index.is_file():
-        rows = write_embedding_index(work, keys=list(inputs) if shard_keys is None else None)
-        log.info("%s: index of %d rows in %s", STAGE, rows, paths.index)
-    for key, files in redone.items():
-        remove_stale_arrays(work, key, keep=files)
-    return finish_report(report, totals, started=t0)
+
+
+def arrays_sink(work: WorkDir, embedder: ClipEmbedder) -> ArraysSink[ClipEmbedding, EmbeddingRow]:
+    """The engine's arrays sink for embeddings: ``layers`` (and ``frames``) arrays per shard,
+    an ``EmbeddingRow`` per clip and kind, the merged ``index.parquet`` rebuilt at the end."""
+    config, source = embedder.config, embedder.source
+    kinds = [EmbeddingKind.layers] + ([EmbeddingKind.frames] if config.frame_rate_hz else [])
+
+    def row(res: ClipEmbedding, kind: EmbeddingKind, file: str, offset: int,
+            array: np.ndarray) -> EmbeddingRow:
+        return EmbeddingRow(
+            clip_id=res.clip.clip_id, source=res.clip.source, kind=kind, file=file,
+            offset=offset, shape=list(array.shape), dtype=str(array.dtype), encoder=source.name,
+            encoder_revision=source.revision, encoder_sha256=source.weights_sha256,
+            random_init=source.random_init,
+            layer="all" if kind is EmbeddingKind.layers else str(config.frame_layer),
+            frame_rate_hz=config.frame_rate_hz if kind is EmbeddingKind.frames else None,
+            sr=config.sr, chunk_s=config.chunk_s, audio_sha256=res.audio_sha256,
+            start_s=res.clip.start_s, end_s=res.clip.end_s, seconds=res.seconds,
+            cache_key=res.cache_key)
+
+    def merge() -> None:
+        rows = write_embedding_index(work)
+        log.info("%s: index of %d rows in %s", STAGE, rows, EmbeddingPaths(work).index)
+
+    return ArraysSink(
+        accepts=ClipEmbedding, layout=EmbeddingPaths(work), names=kinds,
+        index_model=EmbeddingRow, arrays_of=lambda r: {k: _array_of(r, k) for k in kinds},
+        block_of=lambda r: r.cache_key, index_row=row, empty_dtype=config.dtype, merge=merge,
+        merged=EmbeddingPaths(work).index)
 
 
 def check_encoder_config(source: EncoderSource, config: EmbedConfig) -> None:
@@ -359,120 +350,8 @@ def check_encoder_config(source: EncoderSource, config: EmbedConfig) -> None:
                           f"(0..{states - 1}, or negative from the end, or 'mean')")
 
 
-def _finished(work: WorkDir, key: str, fingerprint: str) -> dict[str, object] | None:
-    """The marker when the shard is done with this fingerprint and its files all exist."""
-    paths = EmbeddingPaths(work)
-    meta = shard_done(work.marker(STAGE, key), fingerprint, paths.index_part(key))
-    if meta is None:
-        return None
-    files = meta.get("files", [])
-    if not isinstance(files, list) or not all((paths.root / f).is_file() for f in files):
-        return None
-    return meta
-
-
-def _embed_shard(
-    work: WorkDir, key: str, in_path: Path, embedder: ClipEmbedder, fingerprint: str, *,
-    strict: bool, on_item: Callable[[], None] | None,
-) -> dict[str, object]:
-    """Embed one shard; write arrays, then the index part, then the marker."""
-    t0 = time.perf_counter()
-    clips = read_records(in_path, Clip)
-    skipped: Counter[str] = Counter()
-    guarded = GuardedItem(embedder, STAGE, strict)
-    results: list[ClipEmbedding] = []
-    rejections: list[Rejection] = []
-    for clip in clips:
-        reason = skip_unreadable(clip)
-        if reason:
-            skipped[reason] += 1
-            continue
-        for item in guarded(clip):
-            if isinstance(item, Rejection):
-                rejections.append(item)
-            elif isinstance(item, ClipEmbedding):
-                results.append(item)
-            else:
-                raise TypeError(f"{STAGE} returned {type(item).__name__}")
-        if on_item is not None:
-            on_item()
-    files = _write_shard(work, key, results, embedder, tag=fingerprint)
-    rej_path = work.rejects_shard(STAGE, key)
-    if rejections:
-        write_records(rej_path, rejections, Rejection)
-    else:
-        rej_path.unlink(missing_ok=True)
-    meta: dict[str, object] = {
-        "items_in": len(clips), "items_out": len(results), "skipped": dict(skipped),
-        "rejected": dict(Counter(r.reason for r in rejections)),
-        "counts": dict(Counter("cache_hit" if r.cached else "computed" for r in results)),
-        "seconds": round(time.perf_counter() - t0, 3), "files": files,
-        "fingerprint": fingerprint, "stage_version": STAGE_VERSION,
-    }
-    write_json_atomic(work.marker(STAGE, key), meta)
-    return meta
-
-
-def _write_shard(
-    work: WorkDir, key: str, results: Sequence[ClipEmbedding], embedder: ClipEmbedder, *,
-    tag: str,
-) -> list[str]:
-    """Write the shard's arrays and index part; returns the array file names.
-
-    One block per distinct cache key: two clips of the same recording share their rows.
-    """
-    paths = EmbeddingPaths(work)
-    config, source = embedder.config, embedder.source
-    kinds = [EmbeddingKind.layers] + ([EmbeddingKind.frames] if config.frame_rate_hz else [])
-    names = {kind: paths.array_name(kind, key, tag) for kind in kinds}
-    blocks: dict[EmbeddingKind, list[np.ndarray]] = {kind: [] for kind in kinds}
-    offsets: dict[EmbeddingKind, int] = dict.fromkeys(kinds, 0)
-    placed: dict[str, dict[EmbeddingKind, int]] = {}
-    rows: list[EmbeddingRow] = []
-    for res in results:
-        arrays = {kind: _array_of(res, kind) for kind in kinds}
-        if res.cache_key not in placed:
-            placed[res.cache_key] = {}
-            for kind, arr in arrays.items():
-                placed[res.cache_key][kind] = offsets[kind]
-                blocks[kind].append(arr)
-                offsets[kind] += arr.shape[0]
-        for kind, arr in arrays.items():
-            rows.append(EmbeddingRow(
-                clip_id=res.clip.clip_id, source=res.clip.source, kind=kind,
-                file=names[kind], offset=placed[res.cache_key][kind], shape=list(arr.shape),
-                dtype=str(arr.dtype), encoder=source.name, encoder_revision=source.revision,
-                encoder_sha256=source.weights_sha256, random_init=source.random_init,
-                layer="all" if kind is EmbeddingKind.layers else str(config.frame_layer),
-                frame_rate_hz=config.frame_rate_hz if kind is EmbeddingKind.frames else None,
-                sr=config.sr, chunk_s=config.chunk_s, audio_sha256=res.audio_sha256,
-                start_s=res.clip.start_s, end_s=res.clip.end_s, seconds=res.seconds,
-                cache_key=res.cache_key))
-    for kind in kinds:
-        data = (np.concatenate(blocks[kind], axis=0) if blocks[kind]
-                else np.zeros((0, 0), dtype=config.dtype))
-        write_array_atomic(paths.root / names[kind], data)
-    write_records(paths.index_part(key), rows, EmbeddingRow)
-    return sorted(names.values())
-
-
 def _array_of(res: ClipEmbedding, kind: EmbeddingKind) -> np.ndarray:
     arr = res.layers if kind is EmbeddingKind.layers else res.frames
     if arr is None:
         raise ValueError(f"{res.clip.clip_id}: no {kind.value} array (stale cache entry?)")
     return arr
-
-
-def _remove_orphans(work: WorkDir, *, keep: set[str]) -> int:
-    """Outputs of clip shards that no longer exist (the source shrank) are removed."""
-    paths = EmbeddingPaths(work)
-    removed = 0
-    for key, part in paths.index_parts().items():
-        if key in keep:
-            continue
-        part.unlink(missing_ok=True)
-        remove_stale_arrays(work, key, keep=set())
-        work.marker(STAGE, key).unlink(missing_ok=True)
-        work.rejects_shard(STAGE, key).unlink(missing_ok=True)
-        removed += 1
-    return removed

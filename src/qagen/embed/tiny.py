@@ -9,20 +9,18 @@ embeddings carry **no musical meaning**: it exists so the real loading and pipel
 runs end to end. It is written once as a plain HF folder (config, safetensors,
 preprocessor_config.json) and then loaded exactly like a real checkpoint folder.
 
-The folder appears atomically (built under a temporary name, then renamed), so a killed
-build never leaves a folder that looks complete, and two processes racing keep one copy.
+The folder appears atomically (``qagen.model_cache.build_once``: built under a temporary name,
+then renamed), so a killed build never leaves a folder that looks complete, and two processes
+racing keep one copy.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import uuid
 from pathlib import Path
 
-from qagen.generate.models import _remove_stale_temp_dirs, default_cache_root
+from qagen.model_cache import build_once, model_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,32 +55,16 @@ def tiny_model_dir(*, cache_root: Path | None = None) -> Path:
     Parameters
     ----------
     cache_root
-        Root of qagen's cache (default :func:`qagen.generate.models.default_cache_root`,
-        i.e. ``$QAGEN_HOME`` or ``~/.cache/qagen``); the folder is ``<root>/models/…``.
+        Root of qagen's cache (default :func:`qagen.model_cache.default_cache_root`, i.e.
+        ``$QAGEN_HOME`` or ``~/.cache/qagen``); the folder is ``<root>/models/…``.
     """
-    root = cache_root if cache_root is not None else default_cache_root()
-    target = root / "models" / TINY_DIRNAME
-    if (target / PROVENANCE_FILE).is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temp_dirs(target)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    target = model_dir(TINY_DIRNAME, cache_root=cache_root)
+
+    def build(tmp: Path) -> None:
         write_tiny_model(tmp)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / PROVENANCE_FILE).is_file():
-                raise
-            log.info("%s appeared while building it; keeping that copy", target)
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            log.info("built the random-initialised tiny MERT encoder in %s", target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+        log.info("built the random-initialised tiny MERT encoder for %s", target)
+
+    return build_once(target, build, done_file=PROVENANCE_FILE)
 
 
 def write_tiny_model(out_dir: Path) -> None:

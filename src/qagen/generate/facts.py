@@ -26,8 +26,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from qagen.claims import MOOD_WORDS
 from qagen.errors import ConfigError
-from qagen.generate.gate import MOOD_WORDS
 from qagen.music import key_name, parse_chord, parse_key, roman_numeral, spell_chord, spell_in_key
 from qagen.records import Clip, ClipFeatures, FeatureStatus
 from qagen.records.features import TempoAgreement

@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
+from qagen.claims import GENRE_WORDS, INSTRUMENT_WORDS, MOOD_WORDS
 from qagen.generate.grounding import Finding
 from qagen.records.qa import GenerateReason, QAItem, QAKind, StatedFacts
 
@@ -119,26 +120,11 @@ _MUSIC_TERMS = re.compile(
     r"arpeggi\w*|staccato|legato|crescendo|melod\w+|harmon\w+|riff|groove|bassline|bass line|"
     r"strum\w*|plucked|bowed|sustained|distort\w*|reverb|ostinato|cadence|modulat\w*|"
     r"ballad|lullaby)\b", re.I)
-INSTRUMENT_WORDS = re.compile(
-    r"\b(?:piano|guitars?|bass|drums?|percussion|synth\w*|strings?|violins?|viola|cello|"
-    r"organ|keyboards?|flute|clarinet|oboe|bassoon|sax\w*|trumpet|trombone|horns?|tuba|harp\w*|"
-    r"accordion|banjo|mandolin|ukulele|sitar|tabla|marimba|xylophone|vibraphone|bells?|choir|"
-    r"quartet|ensemble|orchestra\w*|brass|woodwinds?|harmonica|hi-?hats?|cymbals?|snare|kick|"
-    r"vocals?|voice|singer|singing|rap\w*)\b", re.I)
 _GENERIC = re.compile(
     r"\b(?:emotions?|feelings?|vibes?|atmosphere|experience|beautiful|nice|good|great|"
     r"amazing|interesting|unique|various|different|elements|overall|enjoy\w*)\b", re.I)
 
 
-#: Mood words (labels use them; an answer may only when the clip's labels do).
-MOOD_WORDS = frozenset([
-    "aggressive", "angry", "anxious", "bright", "calm", "cheerful", "chill", "dark", "dreamy",
-    "emotional", "energetic", "epic", "exciting", "fun", "gentle", "happy", "haunting",
-    "hopeful", "intense", "joyful", "melancholic", "melancholy", "mellow", "mysterious",
-    "nostalgic", "peaceful", "playful", "relaxed", "relaxing", "romantic", "sad", "serene",
-    "serious", "soft", "somber", "soothing", "tense", "tender", "triumphant", "uplifting",
-    "upbeat", "warm"
-])
 #: Players name their instrument: "a guitarist" needs a guitar among what is known.
 _PLAYER_INSTRUMENT = {"guitarist": "guitar", "pianist": "piano", "drummer": "drum",
                       "bassist": "bass", "violinist": "violin", "cellist": "cello",
@@ -189,13 +175,6 @@ _VERBS = frozenset([
     "strums", "drive", "drives", "lead", "leads", "open", "opens", "change", "changes",
     "count", "counts"
 ])
-#: Genre words an answer may only use when something known of the clip supports them.
-GENRE_WORDS = re.compile(
-    r"\b(?:jazz|blues|rock|pop|folk|country|classical|baroque|opera|hip[- ]?hop|rap|metal|punk|"
-    r"reggae|techno|house|trance|edm|dubstep|disco|funk|soul|gospel|r&b|electronic|ambient|"
-    r"latin|bossa nova|salsa|flamenco|swing|bluegrass|grunge|indie|orchestral|cinematic|"
-    r"church|religious|sacred|hymns?|lullaby|christmas|wedding|march)\b",
-    re.I)
 
 
 def _has_verb(words: list[str]) -> bool:

@@ -6,19 +6,31 @@ and compared with the clip's ``ClipFeatures``; instrument and genre claims are c
 dataset's labels only where the labels say something explicit (vocals absent, "no drums",
 mutually exclusive genre families), because a missing label does not mean absence.
 
-The parsers are deliberately conservative: a mention that cannot be read with confidence (an
-ambiguous "A major" at the start of a sentence, a diminished chord, 6/8) passes, and negated
-mentions ("not 60 BPM", "without vocals") are skipped. Claims are looked for in the answer only:
-a question may legitimately name alternatives ("Is it in 3/4 or 4/4?").
+The claims are read by ``qagen.claims`` (shared with the evaluation of trained models), which
+is deliberately conservative: a mention that cannot be read with confidence (an ambiguous
+"A major" at the start of a sentence, a diminished chord, 6/8) passes, and negated mentions
+("not 60 BPM", "without vocals") are skipped. Claims are looked for in the answer only: a
+question may legitimately name alternatives ("Is it in 3/4 or 4/4?").
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
-from qagen.music import note_name, parse_chord, parse_key, pitch_class
+from qagen.claims import (
+    FAST_CLAIM,
+    HEDGE,
+    SLOW_CLAIM,
+    KeyClaim,
+    bpm_claims,
+    harmony_claims,
+    meter_claims,
+    negated,
+    split_sentences,
+    triad_quality,
+)
+from qagen.music import note_name, parse_chord, parse_key
 from qagen.records.clip import Clip
 from qagen.records.features import ClipFeatures, FeatureStatus, TempoAgreement
 from qagen.records.qa import GenerateReason, QAItem, QAKind
@@ -47,107 +59,11 @@ class Finding:
     detail: str
 
 
-# --------------------------------------------------------------------------- text helpers
-
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+|\n+")
-_WORD = re.compile(r"[\w']+")
-_CLAUSE_BREAK = re.compile(r"[,;:()]|\b(?:but|while|whereas|however|although)\b", re.I)
-_NEGATION = re.compile(
-    r"\b(?:not|no|never|without|nor|isn't|aren't|wasn't|weren't|doesn't|don't|lacks?|lacking|"
-    r"absence|absent|free|devoid|rather than|instead of)\b"
-)
-_HEDGE = re.compile(
-    r"\b(?:possibly|possible|likely|probably|perhaps|maybe|may|might|could|ambiguous|ambiguity|"
-    r"suggests?|suggesting|seems?|appears?|relative|uncertain|either)\b",
-    re.I,
-)
-
-
-def _sentences(text: str) -> list[str]:
-    """Split into sentences so that context, hedges and negations stay local to a claim."""
-    text = text.replace("’", "'").replace("‘", "'")
-    return [s for s in _SENTENCE_BREAK.split(text) if s.strip()]
-
-
-def _negated(sentence: str, start: int) -> bool:
-    """True when one of the (up to) four words before ``start`` in its clause negates it."""
-    clause = _CLAUSE_BREAK.split(sentence[:start])[-1]
-    words = _WORD.findall(clause.lower())[-4:]
-    return bool(_NEGATION.search(" ".join(words)))
-
-
 def _usable(features: ClipFeatures | None) -> bool:
     return features is not None and features.status == FeatureStatus.ok
 
 
 # --------------------------------------------------------------------------- tempo
-
-_NUM = r"(\d{2,3}(?:\.\d+)?)(?!\d|\.\d|:\d)"
-_BPM_UNIT = r"(?:bpm\b|b\.p\.m\.?|beats?\s+(?:per|a|each|every)\s+minute\b)"
-_BPM_RANGE = re.compile(rf"{_NUM}\s*(?:-|–|—|to|and)\s*{_NUM}\s*-?\s*{_BPM_UNIT}", re.I)
-_BPM_VALUE = re.compile(rf"{_NUM}\s*-?\s*{_BPM_UNIT}", re.I)
-_TEMPO_FILLER = (
-    r"(?:is|of|at|around|about|approximately|approx\.?|roughly|near|nearly|close|to|sits|"
-    r"hovers|set|clocks|in|somewhere|be|seems|appears|estimated|measured|just|over|under|"
-    r"above|below|some|an?|the)"
-)
-_TEMPO_VALUE = re.compile(
-    rf"\btempo\b(?:\s+{_TEMPO_FILLER}){{0,5}}\s*[~≈=:]?\s*{_NUM}"
-    r"(?!\s*(?:%|percent|seconds?|secs?|s\b|minutes?|mins?|bars?|measures?|beats\b|hz|db|years?))",
-    re.I,
-)
-_AT_LEAST = re.compile(
-    r"(?:over|above|more than|greater than|faster than|at least|upwards of|exceeding|exceeds|"
-    r"beyond)\s*$", re.I)
-_AT_MOST = re.compile(
-    r"(?:under|below|less than|slower than|at most|up to|no more than)\s*$", re.I)
-_INTENSIFIER = r"(?:(?:very|extremely|really|quite|fairly|pretty|rather|super)\s+)?"
-_CLAUSE_END = r"(?=\s*(?:[.,;!?]|$|and\b|but\b|with\b))"
-
-
-def _speed_claim(words: str) -> re.Pattern[str]:
-    """"fast tempo", "the tempo is fast", "the song is very fast." (not "a slow build")."""
-    return re.compile(
-        rf"\b{_INTENSIFIER}{words}(?:[- ]paced)?\s+tempo\b"
-        rf"|\btempo\s+(?:is|feels|seems|sounds)\s+{_INTENSIFIER}{words}\b"
-        rf"|\b(?:song|track|piece|music|it|tune|beat|rhythm|groove)\s+(?:is|feels|seems|sounds)"
-        rf"\s+{_INTENSIFIER}{words}\b{_CLAUSE_END}",
-        re.I,
-    )
-
-
-_FAST_CLAIM = _speed_claim(r"(?:fast|quick|rapid|brisk|speedy|breakneck)")
-_SLOW_CLAIM = _speed_claim(r"(?:slow|sluggish|leisurely|plodding)")
-
-
-def _bpm_claims(sentence: str) -> list[tuple[float, float, str]]:
-    """Stated tempi in one sentence as intervals ``(low, high, text)``.
-
-    A single value is a point, a range an interval, "over 120 BPM" a half-line; negated values
-    are dropped. Ranges are blanked out before single values are looked for.
-    """
-    claims: list[tuple[float, float, str]] = []
-    rest = sentence
-    for m in _BPM_RANGE.finditer(sentence):
-        if not _negated(sentence, m.start()):
-            lo, hi = sorted((float(m.group(1)), float(m.group(2))))
-            claims.append((lo, hi, m.group(0)))
-        rest = rest[: m.start()] + " " * (m.end() - m.start()) + rest[m.end():]
-    seen: set[int] = set()
-    for pattern in (_BPM_VALUE, _TEMPO_VALUE):
-        for m in pattern.finditer(rest):
-            start = m.start(1)
-            if start in seen or _negated(rest, start):
-                continue
-            seen.add(start)
-            value, before = float(m.group(1)), rest[:start]
-            if _AT_MOST.search(before):
-                claims.append((0.0, value, m.group(0)))
-            elif _AT_LEAST.search(before):
-                claims.append((value, math.inf, m.group(0)))
-            else:
-                claims.append((value, value, m.group(0)))
-    return claims
 
 
 def _tempo_ambiguous(features: ClipFeatures) -> bool:
@@ -189,8 +105,8 @@ def check_tempo(answer: str, *, features: ClipFeatures | None) -> Finding | None
     Finding | None
         ``grounding_tempo`` with the offending phrase, or None when the answer passes.
     """
-    sentences = _sentences(answer)
-    claims = [c for s in sentences for c in _bpm_claims(s)]
+    sentences = split_sentences(answer)
+    claims = [c for s in sentences for c in bpm_claims(s)]
     usable = _usable(features) and features is not None and features.tempo_bpm is not None
     if claims and not usable:
         return Finding(GenerateReason.grounding_tempo,
@@ -213,10 +129,10 @@ def _check_speed_words(sentences: list[str], *, features: ClipFeatures) -> Findi
     if tempo is None or _tempo_ambiguous(features):
         return None
     for sentence in sentences:
-        for pattern, wrong in ((_FAST_CLAIM, tempo < FAST_CLAIM_MIN_BPM),
-                               (_SLOW_CLAIM, tempo > SLOW_CLAIM_MAX_BPM)):
+        for pattern, wrong in ((FAST_CLAIM, tempo < FAST_CLAIM_MIN_BPM),
+                               (SLOW_CLAIM, tempo > SLOW_CLAIM_MAX_BPM)):
             m = pattern.search(sentence)
-            if wrong and m and not _negated(sentence, m.start()):
+            if wrong and m and not negated(sentence, m.start()):
                 return Finding(GenerateReason.grounding_tempo,
                                f"answer says {m.group(0)!r}; measured {tempo:.1f} BPM")
     return None
@@ -224,168 +140,8 @@ def _check_speed_words(sentences: list[str], *, features: ClipFeatures) -> Findi
 
 # --------------------------------------------------------------------------- key and chords
 
-_NOTE = r"[A-G](?:[#♯b♭]|[- ]?(?i:sharp|flat)\b)?"
-_MODE = r"(?i:(major|minor|maj|min))\b"
-_NOTE_MODE = re.compile(rf"(?<![\w#♯♭])({_NOTE})[\s-]+{_MODE}")
-_KEY_NO_MODE = re.compile(
-    rf"\b(?i:key)\s*(?:(?i:of|is)\s+|:\s*)({_NOTE})"
-    r"(?![\w#♯♭+]|[- ]?(?i:sharp|flat)\b|[\s-]+(?i:major|minor|maj|min)\b)")
-_MODE_ONLY = re.compile(
-    r"(?:(?<!\w)(?:a|the|its)|^\s*(?:A|The|Its))\s+(?i:(major|minor))\s+(?i:key|tonality|mode)\b")
-_SUFFIX = (r"(?:maj7|maj9|maj|min7|min9|min|m7b5|m7|m9|m6|m11|m|M7|7|9|6|11|13|dim7|dim|°|aug|"
-           r"\+|sus2|sus4|sus|add9|ø)")
-_BASS = r"(?:/[A-G][#♯b♭]?)?"
-_CHORD_SYMBOL = re.compile(rf"(?<![\w#♯♭/])([A-G][#♯b♭]?)({_SUFFIX}){_BASS}(?![\w#♯♭'+°ø/])")
-_SYMBOL = rf"[A-G][#♯b♭]?{_SUFFIX}?{_BASS}"
-_SYMBOL_LIST = (rf"(?<![\w#♯♭/]){_SYMBOL}(?:\s*(?:,|-|–|—|→|->|>|to|and|then|\|)\s*{_SYMBOL})+"
-                rf"(?![\w#♯♭'+°ø]|[\s-]+(?i:major|minor|maj|min)\b)")
-_CHORD_LIST = re.compile(
-    rf"(?i:\bchords?\b|\bprogression\b)[^.;]{{0,30}}?({_SYMBOL_LIST})"
-    rf"|({_SYMBOL_LIST})\s+(?i:(?:chord\s+)?progression|chords|changes)\b")
-_SYMBOL_TOKEN = re.compile(rf"([A-G][#♯b♭]?)({_SUFFIX})?{_BASS}")
 
-_CHORD_NOUNS = frozenset({"chord", "chords", "triad", "triads"})
-#: "scale" is in neither list: a C major scale run is common in pieces in other keys.
-_KEY_NOUNS = frozenset({"key", "keys", "tonality", "mode", "tonal"})
-_KEY_CUE = re.compile(
-    r"(?:\bin|\bkey(?:\s+(?:of|is|signature(?:\s+of)?))?|\btonality(?:\s+(?:of|is))?"
-    r"|\btonal\s+cent(?:er|re)\s+(?:of|is)|\bcent(?:er|re)d\s+(?:on|around)|\bhome\s+key\s+(?:of|is)"
-    r"|\brelative(?:\s+(?:major|minor))?)\s*:?\s*(?:(?:the|an?)\s+)?$",
-    re.I,
-)
-_CHORD_CONTEXT = re.compile(r"\b(?:chords?|triads?|progressions?|cadences?)\b", re.I)
-_KEY_CONTEXT = re.compile(r"\b(?:key|tonality|tonal|tonic|relative)\b", re.I)
-_MODE_WORDS = {"major": "major", "maj": "major", "minor": "minor", "min": "minor"}
-
-
-@dataclass(frozen=True)
-class _KeyClaim:
-    """A stated key; ``pc`` None for "a minor key", ``mode`` None for "the key of D"."""
-
-    pc: int | None
-    mode: str | None
-    text: str
-    sentence: str
-
-
-@dataclass(frozen=True)
-class _ChordClaim:
-    """A stated chord reduced to its triad: pitch class and ``maj``/``min``."""
-
-    pc: int
-    quality: str
-    text: str
-
-
-def _note_pc(note: str) -> int:
-    """``"E-flat"`` / ``"Eb"`` / ``"E♭"`` → 3; ``"C sharp"`` → 1 (enharmonics coincide)."""
-    letter, accidental = note[0], note[1:].strip(" -").lower()
-    shift = {"#": 1, "♯": 1, "sharp": 1, "b": -1, "♭": -1, "flat": -1}.get(accidental, 0)
-    return (pitch_class(letter) + shift) % 12
-
-
-def _triad_quality(suffix: str) -> str | None:
-    """Reduce a chord quality to ``maj``/``min`` (sevenths count as their triad); None for
-    qualities the chord recogniser cannot report (dim, aug, sus)."""
-    s = "maj7" if suffix == "M7" else suffix.lower()
-    if s.startswith(("dim", "aug", "sus", "°", "+", "ø", "m7b5", "hdim")):
-        return None
-    if s.startswith("min") or (s.startswith("m") and not s.startswith("maj")):
-        return "min"
-    return "maj"
-
-
-def _mention_role(sentence: str, start: int, end: int, *, kind: QAKind | None) -> str | None:
-    """Is "X major/minor" here a key ("in A minor") or a chord ("an A minor chord")?
-
-    The next word decides first (chord/key/tonality), then a key cue right before ("in", "key
-    of"), then chord or key vocabulary elsewhere in the sentence, then the pair's kind. None
-    means undecidable: the mention is not checked.
-    """
-    nxt = re.match(r"[\s-]*([\w']+)", sentence[end:])
-    word = nxt.group(1).lower() if nxt else ""
-    if word in _CHORD_NOUNS:
-        return "chord"
-    if word in _KEY_NOUNS:
-        return "key"
-    if _KEY_CUE.search(sentence[:start]):
-        return "key"
-    if _CHORD_CONTEXT.search(sentence):
-        return "chord"
-    if _KEY_CONTEXT.search(sentence):
-        return "key"
-    return {QAKind.harmony: "chord", QAKind.key: "key"}.get(kind) if kind else None
-
-
-def _sentence_initial_article(sentence: str, m: re.Match[str]) -> bool:
-    """"A major influence…": a capital A opening a sentence is an article, not a note."""
-    return m.group(1) == "A" and sentence[: m.start()].strip(" \"'(*-") == ""
-
-
-def _note_mode_claims(
-    sentence: str, *, kind: QAKind | None
-) -> tuple[list[_KeyClaim], list[_ChordClaim]]:
-    keys: list[_KeyClaim] = []
-    chords: list[_ChordClaim] = []
-    for m in _NOTE_MODE.finditer(sentence):
-        if _negated(sentence, m.start()) or _sentence_initial_article(sentence, m):
-            continue
-        pc, mode = _note_pc(m.group(1)), _MODE_WORDS[m.group(2).lower()]
-        role = _mention_role(sentence, m.start(), m.end(), kind=kind)
-        if role == "key":
-            keys.append(_KeyClaim(pc, mode, m.group(0), sentence))
-        elif role == "chord":
-            chords.append(_ChordClaim(pc, "maj" if mode == "major" else "min", m.group(0)))
-    return keys, chords
-
-
-def _symbol_claims(sentence: str) -> tuple[list[_KeyClaim], list[_ChordClaim]]:
-    """Chord symbols ("C#m", "G7", "Bbmaj7"; bare letters only inside a chord list). A symbol
-    right after a key cue ("in Am") is read as a key."""
-    keys: list[_KeyClaim] = []
-    chords: list[_ChordClaim] = []
-    for m in _CHORD_SYMBOL.finditer(sentence):
-        quality = _triad_quality(m.group(2))
-        if quality is None or _negated(sentence, m.start()):
-            continue
-        pc = _note_pc(m.group(1))
-        if _KEY_CUE.search(sentence[: m.start()]) and m.group(2) in ("m", "min", "maj"):
-            keys.append(_KeyClaim(pc, "minor" if quality == "min" else "major", m.group(0),
-                                  sentence))
-        else:
-            chords.append(_ChordClaim(pc, quality, m.group(0)))
-    for m in _CHORD_LIST.finditer(sentence):
-        group = 1 if m.group(1) else 2
-        if _negated(sentence, m.start(group)):
-            continue
-        for tok in _SYMBOL_TOKEN.finditer(m.group(group)):
-            quality = _triad_quality(tok.group(2) or "")
-            if quality is not None:
-                chords.append(_ChordClaim(_note_pc(tok.group(1)), quality, tok.group(0)))
-    return keys, chords
-
-
-def _harmony_claims(
-    answer: str, *, kind: QAKind | None = None
-) -> tuple[list[_KeyClaim], list[_ChordClaim]]:
-    """Every key and chord an answer states, sentence by sentence (negated ones dropped)."""
-    keys: list[_KeyClaim] = []
-    chords: list[_ChordClaim] = []
-    for sentence in _sentences(answer):
-        k1, c1 = _note_mode_claims(sentence, kind=kind)
-        k2, c2 = _symbol_claims(sentence)
-        keys += k1 + k2
-        chords += c1 + c2
-        for m in _KEY_NO_MODE.finditer(sentence):
-            if not _negated(sentence, m.start()):
-                keys.append(_KeyClaim(_note_pc(m.group(1)), None, m.group(0), sentence))
-        for m in _MODE_ONLY.finditer(sentence):
-            if not _negated(sentence, m.start()):
-                keys.append(_KeyClaim(None, m.group(1).lower(), m.group(0).strip(), sentence))
-    return keys, chords
-
-
-def _key_relation(claim: _KeyClaim, tonic: int, mode: str) -> str:
+def _key_relation(claim: KeyClaim, tonic: int, mode: str) -> str:
     """``same``, ``relative`` (C major ↔ A minor) or ``other`` for a claim vs the measured key.
 
     A mode-only claim of the other mode counts as relative (it names no tonic); a tonic-only
@@ -420,7 +176,7 @@ def check_key(
     The relative key passes only when the key is unsure (confidence < 0.6) and the sentence
     hedges ("possibly", "or its relative", "suggests"); parallel and other keys never pass.
     """
-    claims, _ = _harmony_claims(answer, kind=kind)
+    claims, _ = harmony_claims(answer, kind=kind)
     if not claims:
         return None
     measured = _measured_key(features)
@@ -432,7 +188,7 @@ def check_key(
     for claim in claims:
         relation = _key_relation(claim, *measured)
         if relation == "same" or (relation == "relative" and unsure
-                                  and _HEDGE.search(claim.sentence)):
+                                  and HEDGE.search(claim.sentence)):
             continue
         conf_text = "?" if conf is None else f"{conf:.2f}"
         return Finding(GenerateReason.grounding_key,
@@ -449,7 +205,7 @@ def _measured_chords(features: ClipFeatures) -> dict[tuple[int, str], str]:
             parsed = parse_chord(seg.label)
         except KeyError:
             continue
-        if parsed is not None and (quality := _triad_quality(parsed[1])) is not None:
+        if parsed is not None and (quality := triad_quality(parsed[1])) is not None:
             out.setdefault((parsed[0], quality), seg.spelled)
     return out
 
@@ -458,7 +214,7 @@ def check_chords(
     answer: str, *, features: ClipFeatures | None, kind: QAKind | None = None
 ) -> Finding | None:
     """Every stated chord (reduced to its triad) must be among the recognised chords."""
-    _, claims = _harmony_claims(answer, kind=kind)
+    _, claims = harmony_claims(answer, kind=kind)
     if not claims:
         return None
     if not _usable(features) or features is None:
@@ -478,53 +234,13 @@ def check_chords(
 
 # --------------------------------------------------------------------------- meter
 
-_TIME_SIGNATURE = re.compile(r"(?<![\d/.])(\d{1,2})\s*/\s*(2|4|8|16)(?![\d/])(?!\s+of\b)")
-_TRIPLE_WORDS = re.compile(
-    r"\bwaltz[- ](?:time|meter|metre|feel|rhythm)\b|\btriple[- ](?:meter|metre|time)\b"
-    r"|\bthree\s+beats\s+(?:per|to\s+the|to\s+a|in\s+(?:a|each|every))\s+(?:bar|measure)\b",
-    re.I)
-_QUADRUPLE_WORDS = re.compile(
-    r"\bcommon\s+time\b|\bcut\s+time\b|\b(?:quadruple|duple)[- ](?:meter|metre|time)\b"
-    r"|\b(?:four|two)\s+beats\s+(?:per|to\s+the|to\s+a|in\s+(?:a|each|every))\s+(?:bar|measure)\b"
-    r"|\bfour[- ]on[- ]the[- ]floor\b",
-    re.I)
-
-
-def _signature_group(numerator: int, denominator: int) -> int | None:
-    """Beats per bar a time signature implies, as the beat tracker counts them (3 or 4).
-
-    Duple metres count as 4 (the tracker knows only 3 and 4); compound 6/8 and 9/8 are
-    skipped (their beat level is ambiguous); odd metres keep their numerator and never match.
-    """
-    if numerator == 3:
-        return 3
-    if numerator in (2, 4) or (numerator, denominator) == (12, 8):
-        return 4
-    if numerator in (5, 7, 10, 11, 13, 15):
-        return numerator
-    return None
-
-
-def _meter_claims(answer: str) -> list[tuple[int, str, str]]:
-    """Stated metres as ``(beats per bar, text, sentence)``, negated ones dropped."""
-    claims: list[tuple[int, str, str]] = []
-    for sentence in _sentences(answer):
-        for m in _TIME_SIGNATURE.finditer(sentence):
-            group = _signature_group(int(m.group(1)), int(m.group(2)))
-            if group is not None and not _negated(sentence, m.start()):
-                claims.append((group, m.group(0), sentence))
-        for pattern, group in ((_TRIPLE_WORDS, 3), (_QUADRUPLE_WORDS, 4)):
-            claims += [(group, m.group(0), sentence) for m in pattern.finditer(sentence)
-                       if not _negated(sentence, m.start())]
-    return claims
-
 
 def check_meter(answer: str, *, features: ClipFeatures | None) -> Finding | None:
     """Stated metre ("3/4", "waltz time", "common time") must match ``features.meter``.
 
     A hedged other metre passes when the metre confidence is low.
     """
-    claims = _meter_claims(answer)
+    claims = meter_claims(answer)
     if not claims:
         return None
     if not _usable(features) or features is None or features.meter is None:
@@ -534,7 +250,7 @@ def check_meter(answer: str, *, features: ClipFeatures | None) -> Finding | None
     conf = features.meter_confidence
     unsure = conf is not None and conf < LOW_METER_CONFIDENCE
     for group, text, sentence in claims:
-        if group == measured or (unsure and _HEDGE.search(sentence)):
+        if group == measured or (unsure and HEDGE.search(sentence)):
             continue
         return Finding(GenerateReason.grounding_meter,
                        f"answer says {text!r} ({group} beats per bar); measured "
@@ -615,9 +331,9 @@ def vocals_absent(clip: Clip) -> bool:
 
 def _claimed(pattern: re.Pattern[str], answer: str) -> str | None:
     """The first non-negated match of ``pattern`` in ``answer`` (None if there is none)."""
-    for sentence in _sentences(answer):
+    for sentence in split_sentences(answer):
         for m in pattern.finditer(sentence):
-            if not _negated(sentence, m.start()) and not _ABSENT_AFTER.match(sentence[m.end():]):
+            if not negated(sentence, m.start()) and not _ABSENT_AFTER.match(sentence[m.end():]):
                 return m.group(0)
     return None
 
@@ -654,12 +370,12 @@ def _check_genres(answer: str, *, clip: Clip) -> Finding | None:
     denied = _genre_families({v.lower() for v in clip.not_genres}) - labelled
     if not labelled and not denied:
         return None
-    for sentence in _sentences(answer):
+    for sentence in split_sentences(answer):
         if _GENRE_HEDGE.search(sentence):
             continue
         for family, pattern in _GENRE_CLAIMS.items():
             m = pattern.search(sentence)
-            if m is None or family in labelled or _negated(sentence, m.start()):
+            if m is None or family in labelled or negated(sentence, m.start()):
                 continue
             exclusive = labelled and all(frozenset((family, g)) in _EXCLUSIVE_GENRES
                                          for g in labelled)
@@ -711,29 +427,9 @@ def count_claims(item: QAItem) -> int:
     against the measurements; the data card reports that share. Speed words and label claims
     are not counted (they are checked only against explicit contradictions).
     """
-    sentences = _sentences(item.answer)
-    keys, chords = _harmony_claims(item.answer, kind=item.kind)
-    return (sum(len(_bpm_claims(s)) for s in sentences) + len(keys) + len(chords)
-            + len(_meter_claims(item.answer)))
+    sentences = split_sentences(item.answer)
+    keys, chords = harmony_claims(item.answer, kind=item.kind)
+    return (sum(len(bpm_claims(s)) for s in sentences) + len(keys) + len(chords)
+            + len(meter_claims(item.answer)))
 
 
-def stated_tempi(answer: str) -> list[float]:
-    """The single BPM values an answer states (ranges and bounds left out), in order."""
-    return [lo for s in _sentences(answer) for lo, hi, _ in _bpm_claims(s) if lo == hi]
-
-
-def stated_keys(answer: str, *, kind: QAKind | None = None) -> list[tuple[int, str]]:
-    """The keys an answer names with tonic and mode, as (pitch class, mode), in order."""
-    keys, _ = _harmony_claims(answer, kind=kind)
-    return [(k.pc, k.mode) for k in keys if k.pc is not None and k.mode is not None]
-
-
-def stated_chords(answer: str, *, kind: QAKind | None = None) -> list[tuple[int, str]]:
-    """The chords an answer names, as (pitch class, maj/min), in order."""
-    _, chords = _harmony_claims(answer, kind=kind)
-    return [(c.pc, c.quality) for c in chords]
-
-
-def stated_meters(answer: str) -> list[int]:
-    """Beats per bar of every meter an answer states, in order."""
-    return [beats for beats, _, _ in _meter_claims(answer)]

@@ -12,18 +12,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from qagen.generate.facts import clip_words, loudness_word
-from qagen.generate.filters import check_cut_off, check_junk, check_kind, check_leak
-from qagen.generate.gate import INSTRUMENT_WORDS, check_quality
-from qagen.generate.grounding import (
-    Finding,
-    count_claims,
-    ground_pair,
+from qagen.claims import (
+    INSTRUMENT_WORDS,
     stated_chords,
     stated_keys,
     stated_meters,
     stated_tempi,
 )
+from qagen.generate.facts import clip_words, loudness_word
+from qagen.generate.filters import check_cut_off, check_junk, check_kind, check_leak
+from qagen.generate.gate import check_quality
+from qagen.generate.grounding import Finding, count_claims, ground_pair
 from qagen.records import Clip, ClipFeatures
 from qagen.records.qa import GenerateReason, QAItem, QAKind, StatedFacts
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, ValidationError
 from qagen import jsontext
 from qagen.audio import sha256_file
 from qagen.config import GenerateConfig
+from qagen.engine import shard_done
 from qagen.errors import BackendError, ConfigError
 from qagen.generate.backends import (
     Backend,
@@ -70,7 +71,6 @@ from qagen.records.qa import (
     QuestionForm,
     StatedFacts,
 )
-from qagen.runner import shard_done
 from qagen.workdir import WorkDir
 
 log = logging.getLogger(__name__)

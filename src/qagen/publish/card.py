@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 
 from qagen.errors import ConfigError
-from qagen.publish.stats import WorkStats
+from qagen.stats import WorkStats
+from qagen.workdir import WorkDir
 
 TEMPLATE_NAME = "musicqa.md.j2"
 TASK_CATEGORIES = ["question-answering", "text-generation"]
@@ -111,17 +112,22 @@ def load_card_header(text: str) -> dict[str, Any]:
     return data
 
 
-def training_runs(root: Path) -> list[dict[str, Any]]:
+def training_runs(work: WorkDir) -> list[dict[str, Any]]:
     """``train/<run>/eval/metrics.json`` of each run (scalar metrics only), sorted by run."""
-    runs = []
-    for metrics in sorted(root.glob("train/*/eval/metrics.json")):
+    runs: list[dict[str, Any]] = []
+    if not work.train_runs.is_dir():
+        return runs
+    for name in sorted(p.name for p in work.train_runs.iterdir() if p.is_dir()):
+        metrics = work.train_run(name).metrics
+        if not metrics.is_file():
+            continue
         try:
             data = json.loads(metrics.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue
         scalars = {k: v for k, v in sorted(data.items())
                    if isinstance(v, int | float | str) and not isinstance(v, bool)}
-        runs.append({"run": metrics.parents[1].name, "metrics": scalars})
+        runs.append({"run": name, "metrics": scalars})
     return runs
 
 

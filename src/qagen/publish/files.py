@@ -7,33 +7,33 @@ Hub upload sends nothing new), and shards of an earlier, larger run must not lin
 
 from __future__ import annotations
 
+import filecmp
 import io
-import os
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from qagen.manifest import shareable
+from qagen.manifest import atomic_path, write_bytes_if_changed
 
 
-def write_bytes_if_changed(path: Path, data: bytes) -> bool:
-    """Write ``data`` atomically (temp + rename) unless the file already holds it.
+class _UnchangedError(Exception):
+    """Raised inside :func:`atomic_path` to drop a temp file equal to the file in place."""
 
-    Returns True when the file was (re)written.
-    """
-    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+def write_chunks_if_changed(path: Path, chunks: Iterable[bytes]) -> bool:
+    """Stream ``chunks`` into ``path`` atomically unless it already holds exactly these bytes
+    (a large export is never held whole in memory). Returns True when (re)written."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        shareable(tmp)
-        Path(tmp).replace(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        with atomic_path(path) as tmp:
+            with tmp.open("wb") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
+            if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+                raise _UnchangedError
+    except _UnchangedError:
+        return False
     return True
 
 
@@ -58,6 +58,14 @@ class FolderWriter:
         """Write ``data`` at ``root/rel`` if it changed; returns the path."""
         path = self.root / rel
         if write_bytes_if_changed(path, data):
+            self.written.append(rel)
+        self.kept.add(path)
+        return path
+
+    def write_chunks(self, rel: str, chunks: Iterable[bytes]) -> Path:
+        """:meth:`write` for content streamed in pieces."""
+        path = self.root / rel
+        if write_chunks_if_changed(path, chunks):
             self.written.append(rel)
         self.kept.add(path)
         return path

@@ -1,8 +1,10 @@
 """Rows of each published config, joined from the work dir shard by shard, and their shards.
 
-The clip manifest is authoritative for splits: a pair takes its clip's split. Rows without
-audio or embeddings are small and collected in memory; audio bytes and embedding arrays are
-read only while their own shard is being built, so memory stays bounded by the shard size.
+The clip manifest is authoritative for splits: a pair takes its clip's split. :class:`ShardJoin`
+is the publish stage's per-shard function (clips + features + pairs of shard k → published
+rows, written by the engine under ``publish/rows/``); :func:`write_config_shards` streams
+those rows into the Hub's split shards, at most one output shard of rows in memory, and
+audio bytes and embedding arrays are read only while their own output shard is built.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,9 +23,9 @@ import pyarrow as pa
 from qagen.manifest import iter_records, read_records, to_table
 from qagen.paths import safe_join
 from qagen.publish.files import FolderWriter, parquet_bytes
-from qagen.publish.stats import hub_split
-from qagen.records import AudioStatus, Clip, ClipFeatures, QARecord
-from qagen.records.publish import PublishedClip, PublishedQA
+from qagen.records import AudioStatus, Clip, ClipFeatures, QARecord, Rejection
+from qagen.records.publish import PublishedClip, PublishedQA, PublishReason
+from qagen.stats import hub_split, read_columns
 from qagen.workdir import WorkDir
 
 log = logging.getLogger(__name__)
@@ -80,74 +82,134 @@ def published_qa(rec: QARecord, clip: Clip, feats: ClipFeatures | None) -> Publi
     )
 
 
-@dataclass
-class JoinedRows:
-    """Everything the publish stage reads from a work dir, in shard-key order."""
+@dataclass(frozen=True)
+class ShardJoin:
+    """The publish stage's per-shard function: the clips of shard k, with the features and
+    accepted pairs of shard k, → ``PublishedClip`` and ``PublishedQA`` rows; a pair whose
+    clip is not in the shard is rejected (``orphan_pair``)."""
 
-    clips: list[tuple[Clip, ClipFeatures | None]] = field(default_factory=list)
-    pairs: list[tuple[QARecord, Clip, ClipFeatures | None]] = field(default_factory=list)
-    pair_splits: list[tuple[str, str, str]] = field(default_factory=list)  # qa_id, clip, split
-    orphan_pairs: int = 0
+    work: WorkDir
 
-
-def join_work(work: WorkDir) -> JoinedRows:
-    """Join clips, features and accepted pairs shard by shard (shard k covers the same clips)."""
-    out = JoinedRows()
-    features = work.manifest_shards("features")
-    for key, path in work.manifest_shards("clips").items():
-        clips = read_records(path, Clip)
-        feats = ({f.clip_id: f for f in read_records(features[key], ClipFeatures)}
-                 if key in features else {})
+    def __call__(self, key: str, clips: list[Clip]) -> list[PublishedClip | PublishedQA |
+                                                           Rejection]:
+        feats_path = self.work.manifest_shard("features", key)
+        feats = ({f.clip_id: f for f in iter_records(feats_path, ClipFeatures)}
+                 if feats_path.is_file() else {})
+        out: list[PublishedClip | PublishedQA | Rejection] = [
+            published_clip(c, feats.get(c.clip_id)) for c in clips]
         by_id = {c.clip_id: c for c in clips}
-        out.clips += [(c, feats.get(c.clip_id)) for c in clips]
-        qa_path = work.qa_shard(key)
+        qa_path = self.work.qa_shard(key)
         if not qa_path.is_file():
-            continue
+            return out
         for rec in iter_records(qa_path, QARecord):
-            out.pair_splits.append((rec.qa_id, rec.clip_id, hub_split(rec.split)))
             clip = by_id.get(rec.clip_id)
             if clip is None:
-                out.orphan_pairs += 1
+                out.append(Rejection(stage="publish", source=rec.source, item_id=rec.qa_id,
+                                     reason=PublishReason.orphan_pair,
+                                     detail=f"pair of clip {rec.clip_id}, which is not in "
+                                     f"clip shard {key}"))
                 continue
-            out.pairs.append((rec, clip, feats.get(rec.clip_id)))
-    return out
+            out.append(published_qa(rec, clip, feats.get(rec.clip_id)))
+        return out
+
+
+def leakage_keys(work: WorkDir) -> tuple[list[tuple[str, str, str, str | None]],
+                                         list[tuple[str, str, str]]]:
+    """What the leakage check compares, read column by column, shard by shard: per clip
+    ``(clip_id, hub split, source/source_id, audio sha256)`` (the measured file's hash when
+    features have one), per pair ``(qa_id, clip_id, hub split)``."""
+    clips: list[tuple[str, str, str, str | None]] = []
+    pairs: list[tuple[str, str, str]] = []
+    features = work.manifest_shards("features")
+    for key, path in work.manifest_shards("clips").items():
+        measured: dict[str, str] = {}
+        if key in features:
+            cols = read_columns(features[key], ["clip_id", "audio_sha256"])
+            measured = {c: h for c, h in zip(*cols.values(), strict=True) if h}
+        cols = read_columns(path, ["clip_id", "split", "source", "source_id", "audio_sha256"])
+        for clip_id, split, source, source_id, sha in zip(*cols.values(), strict=True):
+            clips.append((clip_id, hub_split(split), f"{source}/{source_id}",
+                          measured.get(clip_id) or sha))
+        qa_path = work.qa_shard(key)
+        if qa_path.is_file():
+            cols = read_columns(qa_path, ["qa_id", "clip_id", "split"])
+            pairs += [(q, c, hub_split(s)) for q, c, s in zip(*cols.values(), strict=True)]
+    return clips, pairs
+
+
+def iter_part_rows(parts: Mapping[str, Path], model: type[T], *,
+                   split: str) -> Iterator[tuple[str, T]]:
+    """``(shard key, row)`` of one split from the per-shard row files, in shard order."""
+    for key, path in parts.items():
+        if split not in set(read_columns(path, ["split"])["split"]):
+            continue
+        for row in iter_records(path, model):  # type: ignore[type-var]
+            if row.split == split:  # type: ignore[attr-defined]
+                yield key, row
 
 
 def write_config_shards(
-    writer: FolderWriter, *, config: str, rows_by_split: dict[str, Sequence[T]],
-    shard_rows: int, build_table: Callable[[Sequence[T]], pa.Table],
+    writer: FolderWriter, *, config: str, split_rows: Mapping[str, int],
+    rows_of: Callable[[str], Iterator[T]], shard_rows: int,
+    build_table: Callable[[list[T]], pa.Table],
 ) -> dict[str, list[str]]:
-    """Write ``data/<config>/<split>-NNNNN-of-MMMMM.parquet``; returns split → relative paths."""
+    """Write ``data/<config>/<split>-NNNNN-of-MMMMM.parquet``, streaming each split's rows
+    (``rows_of(split)``, ``split_rows[split]`` of them) into shards of ``shard_rows``;
+    returns split → relative paths."""
     out: dict[str, list[str]] = {}
-    for split, rows in sorted(rows_by_split.items()):
-        if not rows:
+    for split, total in sorted(split_rows.items()):
+        if total <= 0:
             continue
-        n = (len(rows) + shard_rows - 1) // shard_rows
+        n = (total + shard_rows - 1) // shard_rows
         out[split] = []
-        for i in range(n):
-            rel = f"data/{config}/{split}-{i:05d}-of-{n:05d}.parquet"
-            table = build_table(rows[i * shard_rows : (i + 1) * shard_rows])
-            writer.write(rel, parquet_bytes(table))
-            out[split].append(rel)
+        batch: list[T] = []
+        for row in rows_of(split):
+            batch.append(row)
+            if len(batch) == shard_rows:
+                out[split].append(_write_shard(writer, config, split, len(out[split]), n,
+                                               build_table(batch)))
+                batch = []
+        if batch:
+            out[split].append(_write_shard(writer, config, split, len(out[split]), n,
+                                           build_table(batch)))
+        if len(out[split]) != n:
+            raise RuntimeError(f"{config}/{split}: expected {total} rows, the rows files hold "
+                               "another number; re-run publish")
     return out
 
 
-def by_split(rows: Sequence[T], split_of: Callable[[T], str]) -> dict[str, list[T]]:
-    """Group rows by split, keeping their order."""
-    out: dict[str, list[T]] = {}
-    for row in rows:
-        out.setdefault(split_of(row), []).append(row)
-    return out
+def _write_shard(writer: FolderWriter, config: str, split: str, i: int, n: int,
+                 table: pa.Table) -> str:
+    rel = f"data/{config}/{split}-{i:05d}-of-{n:05d}.parquet"
+    writer.write(rel, parquet_bytes(table))
+    return rel
 
 
-def clips_table(rows: Sequence[tuple[Clip, ClipFeatures | None]]) -> pa.Table:
+class ClipLookup:
+    """Clip records by id, one clip shard in memory at a time (rows arrive in shard order)."""
+
+    def __init__(self, work: WorkDir) -> None:
+        self.work = work
+        self._key: str | None = None
+        self._clips: dict[str, Clip] = {}
+
+    def get(self, key: str, clip_id: str) -> Clip | None:
+        if key != self._key:
+            path = self.work.manifest_shard("clips", key)
+            self._clips = ({c.clip_id: c for c in read_records(path, Clip)}
+                           if path.is_file() else {})
+            self._key = key
+        return self._clips.get(clip_id)
+
+
+def clips_table(rows: Sequence[tuple[str, PublishedClip]]) -> pa.Table:
     """Arrow table of ``clips`` rows (no audio)."""
-    return to_table([published_clip(c, f) for c, f in rows], PublishedClip)
+    return to_table([r for _, r in rows], PublishedClip)
 
 
-def qa_table(rows: Sequence[tuple[QARecord, Clip, ClipFeatures | None]]) -> pa.Table:
+def qa_table(rows: Sequence[tuple[str, PublishedQA]]) -> pa.Table:
     """Arrow table of ``qa`` rows."""
-    return to_table([published_qa(r, c, f) for r, c, f in rows], PublishedQA)
+    return to_table([r for _, r in rows], PublishedQA)
 
 
 def clip_audio_bytes(clip: Clip, root: Path | None, *, fmt: str = "flac") -> bytes | None:
@@ -194,7 +256,7 @@ def with_audio(table: pa.Table, audio: list[bytes | None], names: list[str]) -> 
 def open_embeddings(work: WorkDir) -> Any:
     """The embed stage's reader (``EmbeddingStore``: index in memory, arrays memory-mapped),
     or None when the work dir has no embeddings."""
-    from qagen.embed.store import EmbeddingStore
+    from qagen.embedding_store import EmbeddingStore
 
     try:
         return EmbeddingStore(work)

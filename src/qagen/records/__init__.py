@@ -6,7 +6,14 @@ from qagen.records.features import ChordSegment, ClipFeatures, FeatureStatus, Te
 from qagen.records.publish import PublishedClip, PublishedQA
 from qagen.records.qa import QARecord, QARejected
 from qagen.records.rejection import Rejection
-from qagen.records.training import EvalReport, LossLogEntry, Prediction, TrainReport
+from qagen.records.stage import ShardMarker, StageReport, sum_reports, summary_rows
+from qagen.records.training import (
+    EvalAnswer,
+    EvalReport,
+    LossLogEntry,
+    Prediction,
+    TrainReport,
+)
 
 #: Every record model whose JSON Schema is exported to ``schemas/``.
 RECORD_MODELS = {
@@ -14,12 +21,14 @@ RECORD_MODELS = {
     "qa_rejected": QARejected, "rejection": Rejection,
     "embedding_row": EmbeddingRow, "published_clip": PublishedClip, "published_qa": PublishedQA,
     "loss_log_entry": LossLogEntry, "prediction": Prediction, "train_report": TrainReport,
-    "eval_report": EvalReport,
+    "eval_report": EvalReport, "eval_answer": EvalAnswer, "shard_marker": ShardMarker,
+    "stage_report": StageReport,
 }
 
 __all__ = [
     "RECORD_MODELS", "AudioStatus", "ChordSegment", "Clip", "ClipFeatures", "EmbedReason",
-    "EmbeddingKind", "EmbeddingRow", "EvalReport", "FeatureStatus", "LossLogEntry",
+    "EmbeddingKind", "EmbeddingRow", "EvalAnswer", "EvalReport", "FeatureStatus", "LossLogEntry",
     "Prediction", "PublishedClip", "PublishedQA", "QARecord", "QARejected", "Rejection",
-    "Split", "TempoAgreement", "TrainReport",
+    "ShardMarker", "Split", "StageReport", "TempoAgreement", "TrainReport", "sum_reports",
+    "summary_rows",
 ]

@@ -27,6 +27,14 @@ class TempoAgreement(StrEnum):
     single = "single"  # only one estimator produced a value
 
 
+class TempoAlternative(BaseModel):
+    """One candidate tempo and its share of the evidence (the weights of a clip sum to 1)."""
+
+    model_config = ConfigDict(frozen=True)
+    bpm: float
+    weight: float = Field(ge=0.0, le=1.0)
+
+
 class ChordSegment(BaseModel):
     """One recognised chord: Harte label with sharps as madmom writes it, plus a readable one."""
 
@@ -63,12 +71,26 @@ class ClipFeatures(BaseModel):
     peak_dbfs: float | None = None
     is_silent: bool | None = None
 
+    is_music: bool | None = Field(
+        default=None, description="Music (tuned partials or a steady pulse) or not (speech, "
+        "animal sounds, noise). When false, tempo, key and chords are withheld (None/empty).")
+    music_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    music_evidence: dict[str, float] = Field(
+        default_factory=dict, description="pitch_grid (0..1: partials on one tuning grid), "
+        "pulse (0..1: beat-activation autocorrelation at its best tempo).")
+    withheld_reason: str | None = Field(
+        default=None, description="Why tempo, key and chords are absent on an ok clip "
+        "('not_music'); None when they were reported.")
+
     tempo_bpm: float | None = None
     tempo_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     tempo_tcn_bpm: float | None = Field(default=None, description="madmom TCN tempo head.")
     tempo_beats_bpm: float | None = Field(default=None, description="60 / median DBN beat gap.")
     tempo_librosa_bpm: float | None = Field(default=None, description="librosa.feature.tempo.")
     tempo_agreement: TempoAgreement | None = None
+    tempo_alternatives: list[TempoAlternative] = Field(
+        default_factory=list, description="Candidate tempi (the chosen one and its octaves) "
+        "with weights summing to 1, strongest first, so questions can hedge on half/double.")
     tempo_peaks_bpm: list[float] = Field(
         default_factory=list, description="TCN tempo-histogram peaks, strongest first."
     )

@@ -8,7 +8,16 @@ segments, source extras, extractor versions) travels as JSON text.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class PublishReason(StrEnum):
+    """Why the publish stage left an item out. These codes are API: reports show them."""
+
+    orphan_pair = "orphan_pair"  # a pair whose clip is not in its clip shard
+    internal_error = "internal_error"  # a bug: exception type and message in detail
 
 
 class PublishedClip(BaseModel):

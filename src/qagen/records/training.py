@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -24,6 +26,25 @@ class Prediction(BaseModel):
     question: str
     reference: str
     prediction: str
+
+
+class EvalAnswer(BaseModel):
+    """One held-out pair answered in one evaluation (``train/<run>/eval/answers-<shard>.parquet``):
+    the adapter's answer, the LM's alone and the adapter's fed another clip's audio."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    qa_id: str
+    clip_id: str
+    kind: str
+    question: str
+    reference: str
+    facts: dict[str, Any] | None = Field(
+        default=None, description="What the reference states (for the MIR scores).")
+    prediction: str
+    baseline: str | None = Field(default=None, description="The LM alone (no audio).")
+    shuffled: str | None = Field(default=None, description="The adapter fed shuffled_clip_id's "
+                                 "audio (the ablation).")
+    shuffled_clip_id: str | None = None
 
 
 class DataCounts(BaseModel):

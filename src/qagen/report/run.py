@@ -2,24 +2,27 @@
 
 Why from files: a build resumed in a new process (or a flow whose tasks ran elsewhere) has no
 in-memory state; counts come from the manifests, and a stage missing from ``timings`` falls
-back to the seconds its done-markers recorded. Plots are the publish stage's (one module).
+back to the seconds of its stage report, else of its done-markers. Counts, quality figures
+and plots come from the core modules ``qagen.stats``, ``qagen.quality`` and ``qagen.plots``,
+which the publish stage's data card reads too.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from rich.table import Table
 
-from qagen.publish.files import write_bytes_if_changed
-from qagen.publish.plots import render_plots
-from qagen.publish.quality import QualityStats, collect_quality, quality_rows
-from qagen.publish.stats import WorkStats, collect_stats
+from qagen.engine import StageReport, read_marker, summary_rows
+from qagen.manifest import write_bytes_if_changed
+from qagen.plots import render_plots
+from qagen.quality import QualityStats, collect_quality, quality_rows
+from qagen.stats import WorkStats, collect_stats
 from qagen.workdir import WorkDir
 
 STAGES = ("ingest", "augment", "generate", "embed", "train", "evaluate", "publish")
@@ -31,51 +34,40 @@ class StageTiming(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     stage: str
     seconds: float
-    source: str  # "timings" (measured by the caller) or "markers" (summed from .done/)
+    source: str  # "timings" (measured by the caller), "report" (the stage report's),
+    # "markers" (summed from .done/) or "reused" (rates from the markers)
     clips_per_s: float | None = None
     audio_s_per_s: float | None = None
     pairs_per_s: float | None = None
 
 
 def _marker_seconds(work: WorkDir, stage: str) -> float | None:
-    total, found = 0.0, False
-    for path in work.markers(stage).values():
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        if isinstance(meta.get("seconds"), int | float):
-            total += float(meta["seconds"])
-            found = True
-    return total if found else None
+    """Seconds the stage's shard markers recorded (None when it has none)."""
+    markers = [m for m in map(read_marker, work.markers(stage).values()) if m is not None]
+    return sum(m.seconds for m in markers) if markers else None
 
 
-def reused_stages(summary: dict[str, Any]) -> set[str]:
+def reused_stages(reports: Mapping[str, StageReport]) -> set[str]:
     """Stages whose every shard (or whole run) this run found done and reused."""
-    def done(report: Any) -> bool:
-        if not isinstance(report, dict):
-            return False
-        if "reused" in report:
-            return bool(report["reused"])
-        return bool(report.get("shards")) and report.get("shards_reused") == report["shards"]
-
-    reused = {stage for stage, report in summary.items() if done(report)}
-    ingest = summary.get("ingest")
-    if isinstance(ingest, dict) and ingest and all(done(r) for r in ingest.values()):
-        reused.add("ingest")
-    return reused
+    return {stage for stage, report in reports.items() if report.reused}
 
 
-def stage_timings(work: WorkDir, stats: WorkStats, timings: dict[str, float],
-                  *, reused: set[str] | frozenset[str] = frozenset()) -> list[StageTiming]:
-    """Timing rows in stage order: ``timings`` first, else the markers' recorded seconds.
+def stage_timings(work: WorkDir, stats: WorkStats, timings: Mapping[str, float],
+                  *, reports: Mapping[str, StageReport] | None = None,
+                  reused: set[str] | frozenset[str] = frozenset()) -> list[StageTiming]:
+    """Timing rows in stage order: ``timings`` first, else the stage report's seconds, else
+    the seconds its markers recorded.
 
     A stage in ``reused`` did no work this run, so its rates come from the seconds its
     markers recorded when the work was done (or are left out), never from the reuse time.
     """
+    reports = reports or {}
     rows = []
-    for stage in [*STAGES, *sorted(set(timings) - set(STAGES))]:
+    extra = sorted((set(timings) | set(reports)) - set(STAGES))
+    for stage in [*STAGES, *extra]:
         seconds, source = timings.get(stage), "timings"
+        if seconds is None and stage in reports:
+            seconds, source = reports[stage].seconds, "report"
         if seconds is None:
             seconds, source = _marker_seconds(work, stage), "markers"
         if seconds is None:
@@ -142,8 +134,10 @@ def _quality_sections(q: QualityStats) -> list[tuple[str, list[str], list[list[A
     ]
 
 
-def _sections(stats: WorkStats, timings: list[StageTiming], summary: dict[str, Any]
+def _sections(stats: WorkStats, timings: list[StageTiming],
+              reports: Mapping[str, StageReport], facts: Mapping[str, Any]
               ) -> list[tuple[str, list[str], list[list[Any]]]]:
+    stage_rows = summary_rows(reports)
     return [
         ("Stages", ["stage", "seconds", "clips/s", "audio s/s", "pairs/s",
                     "timed by (reused: rates from when the work was done)"],
@@ -155,35 +149,43 @@ def _sections(stats: WorkStats, timings: list[StageTiming], summary: dict[str, A
         ("Pairs by kind", ["kind", "pairs"], [[k, n] for k, n in stats.pairs_by_kind.items()]),
         ("Rejections", ["stage", "reason", "count"],
          [[s, r, n] for s, by in stats.rejections.items() for r, n in by.items()]),
+        ("Stage reports", list(stage_rows[0]) if stage_rows else ["stage"],
+         [list(r.values()) for r in stage_rows]),
         ("Summary", ["key", "value"],
          [[k, json.dumps(v, sort_keys=True, default=str) if not isinstance(v, str) else v]
-          for k, v in sorted(summary.items())]),
+          for k, v in sorted(facts.items())]),
     ]
 
 
-def write_run_report(work: WorkDir, *, summary: dict[str, Any], timings: dict[str, float]
-                     ) -> Path:
+def write_run_report(work: WorkDir, *, reports: Mapping[str, StageReport] | None = None,
+                     timings: Mapping[str, float] | None = None,
+                     facts: Mapping[str, Any] | None = None) -> Path:
     """Write ``reports/run.md`` and ``reports/run.html`` with plots under ``reports/assets/``.
 
     Parameters
     ----------
-    summary
-        Free-form facts of the run (stage reports, parameters) shown as a key/value table.
+    reports
+        Stage → its report for this run (the table of stage reports; reuse and seconds).
     timings
-        Stage → wall seconds measured by the caller; missing stages use marker seconds.
+        Stage → wall seconds measured by the caller; missing stages use their report's
+        seconds, else their markers'.
+    facts
+        Free-form facts of the run (parameters, backend) shown as a key/value table.
 
     Returns
     -------
     Path
         The Markdown report.
     """
+    reports = reports or {}
     stats = collect_stats(work)
-    rows = stage_timings(work, stats, timings, reused=reused_stages(summary))
+    rows = stage_timings(work, stats, timings or {}, reports=reports,
+                         reused=reused_stages(reports))
     plots = {}
     for name, data in render_plots(stats).items():
         write_bytes_if_changed(work.reports / "assets" / name, data)
         plots[name] = f"assets/{name}"
-    sections = _sections(stats, rows, summary)
+    sections = _sections(stats, rows, reports, facts or {})
     sections[3:3] = _quality_sections(collect_quality(work))
     intro = (f"{stats.total_clips} clips ({stats.audio_seconds / 60:.1f} min of audio measured), "
              f"{stats.total_pairs} accepted pairs"

@@ -17,9 +17,9 @@ from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
 
-from qagen.demo.spec import DemoClip
 from qagen.errors import ConfigError
 from qagen.records import Clip, Rejection
+from qagen.records.demo import DemoClip
 
 
 class Source(Protocol):

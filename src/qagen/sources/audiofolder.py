@@ -29,10 +29,10 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from qagen import jsontext
-from qagen.demo.spec import DemoClip
 from qagen.errors import SourceFormatError, UnsafePathError
 from qagen.paths import safe_join, safe_relpath
 from qagen.records import Clip, Rejection, Split
+from qagen.records.demo import DemoClip
 from qagen.records.rejection import IngestReason
 from qagen.tabular import decoded_lines, iter_rows
 

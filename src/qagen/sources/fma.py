@@ -29,10 +29,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qagen.demo.spec import DemoClip
 from qagen.errors import SourceFormatError
 from qagen.paths import optional_safe_relpath
 from qagen.records import Clip, Rejection, Split
+from qagen.records.demo import DemoClip
 from qagen.records.rejection import IngestReason
 from qagen.tabular import Row, iter_rows
 

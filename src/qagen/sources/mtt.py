@@ -36,10 +36,10 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qagen import jsontext
-from qagen.demo.spec import DemoClip
 from qagen.errors import SourceFormatError, UnsafePathError
 from qagen.paths import optional_safe_relpath, safe_relpath
 from qagen.records import AudioStatus, Clip, Rejection, Split
+from qagen.records.demo import DemoClip
 from qagen.records.rejection import IngestReason
 from qagen.tabular import Row, iter_rows
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qagen.demo.spec import DemoClip
 from qagen.errors import SourceFormatError, UnsafePathError
 from qagen.records import Clip, Rejection, Split
+from qagen.records.demo import DemoClip
 from qagen.records.rejection import IngestReason
 from qagen.tabular import Row, iter_rows, parse_bool
 

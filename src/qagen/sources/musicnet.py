@@ -39,10 +39,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from qagen.demo.spec import DemoClip, NoteEvent
 from qagen.errors import SourceFormatError, UnsafePathError
 from qagen.paths import safe_join, safe_relpath
 from qagen.records import Clip, Rejection, Split
+from qagen.records.demo import DemoClip, NoteEvent
 from qagen.records.rejection import IngestReason
 from qagen.tabular import Row, iter_rows
 

@@ -8,33 +8,15 @@ written to a temp name and renamed, so a killed run leaves the previous checkpoi
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from qagen.manifest import shareable
+from qagen.manifest import atomic_path
 from qagen.records.training import LossLogEntry
-from qagen.train.rundir import RunDir
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temp path beside ``path``, renamed onto it when the block exits without error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        shareable(tmp)
-        Path(tmp).replace(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+from qagen.workdir import RunDir
 
 
 def rng_state() -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""``TrainConfig``: every parameter of a train run that changes its weights.
+"""``TrainConfig``: every parameter of a train run that changes its weights; ``EvaluateConfig``:
+how a trained run is asked to answer its held-out questions.
 
-The config is hashed into the run's fingerprint, so a re-run with the same config returns
-the finished run and a different config under the same run name is refused.
+The train config is hashed into the run's fingerprint, so a re-run with the same config
+returns the finished run and a different config under the same run name is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from qagen.generate.models import PACKAGED_MODEL
+from qagen.model_cache import PACKAGED_MODEL
 
 
 class TrainConfig(BaseModel):
@@ -86,3 +87,27 @@ class TrainConfig(BaseModel):
                                           "device", "threads"})
         blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class EvaluateConfig(BaseModel):
+    """Parameters of the evaluation of a train run (greedy decoding, so no sampling fields)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_new_tokens: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    baseline: bool = Field(default=True, description="Also answer with the LM alone (zero gate /"
+                                                     " no audio) so the delta is visible.")
+    shuffled_audio: bool = Field(
+        default=True, description="Also answer with every pair fed another clip's audio: the "
+        "ablation that shows whether answers come from the audio.")
+    max_pairs: int | None = Field(default=None, ge=1,
+                                  description="Cap held-out pairs (quick runs).")
+    device: str | None = Field(default=None, description="None = cuda when available, else cpu.")
+    threads: int | None = Field(default=None, ge=1,
+                                description="CPU intra-op threads (None = torch's default).")
+
+    def fingerprint(self) -> str:
+        """Hash of the fields that change the predictions."""
+        fields = self.model_dump(exclude={"device", "batch_size", "threads"})
+        blob = json.dumps(fields, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]

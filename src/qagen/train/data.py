@@ -10,18 +10,21 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from qagen.errors import ConfigError
 from qagen.records.training import DataCounts
+from qagen.workdir import WorkDir
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Labels of positions that carry no loss (prompt, audio, padding).
 IGNORE_INDEX = -100
@@ -90,15 +93,24 @@ class SplitData:
     counts: DataCounts = field(default_factory=DataCounts)
 
 
+def read_pair_shard(path: Path, *, only: set[str] | None = None) -> list[QAPairRow]:
+    """The pairs of one ``qa-<shard>.parquet`` (only the columns training needs), optionally
+    only those whose ``qa_id`` is in ``only``."""
+    names = set(pq.ParquetFile(path).schema_arrow.names)
+    columns = _QA_COLUMNS + (["facts"] if "facts" in names else [])
+    rows = pq.read_table(path, columns=columns).to_pylist()
+    return [QAPairRow(**r) for r in rows if only is None or r["qa_id"] in only]
+
+
+def iter_pair_shards(qa_dir: Path) -> Iterator[tuple[str, list[QAPairRow]]]:
+    """``(shard key, its pairs)`` of ``qa_dir/qa-<shard>.parquet``, one shard in memory."""
+    for key, path in WorkDir.shard_files(qa_dir, "qa").items():
+        yield key, read_pair_shard(path)
+
+
 def load_pairs(qa_dir: Path) -> list[QAPairRow]:
     """Every accepted pair in ``qa_dir/qa-*.parquet`` (only the columns training needs)."""
-    rows: list[QAPairRow] = []
-    for path in sorted(qa_dir.glob("qa-*.parquet")):
-        names = set(pq.ParquetFile(path).schema_arrow.names)
-        columns = _QA_COLUMNS + (["facts"] if "facts" in names else [])
-        table = pq.read_table(path, columns=columns)
-        rows.extend(QAPairRow(**r) for r in table.to_pylist())
-    return rows
+    return [pair for _, pairs in iter_pair_shards(qa_dir) for pair in pairs]
 
 
 def _clip_hash(clip_id: str) -> bytes:
@@ -117,6 +129,25 @@ def split_clips(pairs: Iterable[QAPairRow], *,
     by_split: dict[str, set[str]] = {}
     for p in pairs:
         by_split.setdefault(p.split, set()).add(p.clip_id)
+    return _split_of(by_split, eval_fraction=eval_fraction)
+
+
+def split_clips_in(qa_dir: Path, *,
+                   eval_fraction: float) -> tuple[int, tuple[set[str], set[str], str] | None]:
+    """:func:`split_clips` over ``qa_dir`` reading only the ``clip_id`` and ``split`` columns,
+    one shard at a time; returns the number of pairs and the split (None without pairs)."""
+    by_split: dict[str, set[str]] = {}
+    n = 0
+    for path in WorkDir.shard_files(qa_dir, "qa").values():
+        cols = pq.read_table(path, columns=["clip_id", "split"]).to_pydict()
+        n += len(cols["clip_id"])
+        for clip, split in zip(cols["clip_id"], cols["split"], strict=True):
+            by_split.setdefault(split, set()).add(clip)
+    return n, (_split_of(by_split, eval_fraction=eval_fraction) if n else None)
+
+
+def _split_of(by_split: dict[str, set[str]], *,
+              eval_fraction: float) -> tuple[set[str], set[str], str]:
     train = by_split.get("train") or by_split.get("valid") or set()
     held = by_split.get("test", set())
     if train and held and not (train & held):
@@ -169,7 +200,7 @@ def tokenize_pair(tokenizer: Any, pair: QAPairRow, *,
 
 
 def build_examples(
-    pairs: list[QAPairRow],
+    pairs: Iterable[QAPairRow],
     *,
     tokenizer: Any,
     embeddings: EmbeddingSource,
@@ -177,16 +208,24 @@ def build_examples(
     max_len: int,
     eval_fraction: float,
     clip_split: tuple[set[str], set[str], str] | None = None,
+    keep_text: bool = True,
 ) -> SplitData:
     """Split, tokenise and attach embeddings; pairs that cannot be used are counted by reason
     (``no_embedding``, ``prompt_too_long``, ``unused_split`` for clips on neither side, e.g.
     ``valid`` clips). ``clip_split`` (train ids, held-out ids, rule) replaces
-    :func:`split_clips` — the evaluator passes the split the run was trained with."""
-    train_ids, eval_ids, rule = clip_split or split_clips(pairs, eval_fraction=eval_fraction)
+    :func:`split_clips` — given it, ``pairs`` is read once, as it streams (shard by shard).
+    ``keep_text=False`` keeps only ids of each pair beside its tokens (training needs no text).
+    """
+    if clip_split is None:
+        pairs = list(pairs)
+        clip_split = split_clips(pairs, eval_fraction=eval_fraction)
+    train_ids, eval_ids, rule = clip_split
     out = SplitData()
     skipped: Counter[str] = Counter()
     features: dict[str, np.ndarray | None] = {}
+    seen = 0
     for pair in pairs:
+        seen += 1
         side = out.train if pair.clip_id in train_ids else (
             out.eval if pair.clip_id in eval_ids else None)
         if side is None:
@@ -202,9 +241,12 @@ def build_examples(
         if ids is None:
             skipped["prompt_too_long"] += 1
             continue
+        if not keep_text:
+            pair = QAPairRow(qa_id=pair.qa_id, clip_id=pair.clip_id, split=pair.split,
+                             question="", answer="", kind=pair.kind)
         side.append(Example(pair=pair, prompt_ids=ids[0], answer_ids=ids[1], features=array))
     out.counts = DataCounts(
-        pairs=len(pairs), train_pairs=len(out.train), eval_pairs=len(out.eval),
+        pairs=seen, train_pairs=len(out.train), eval_pairs=len(out.eval),
         train_clips=len({e.pair.clip_id for e in out.train}),
         eval_clips=len({e.pair.clip_id for e in out.eval}),
         split_rule=rule, skipped=dict(sorted(skipped.items())),
@@ -214,7 +256,7 @@ def build_examples(
     return out
 
 
-def open_embeddings(work_root: Path) -> EmbeddingSource:
+def open_embeddings(work: WorkDir) -> EmbeddingSource:
     """The embed stage's store under ``WORKDIR/embeddings/``.
 
     Raises
@@ -222,11 +264,10 @@ def open_embeddings(work_root: Path) -> EmbeddingSource:
     ConfigError
         No embeddings there yet (the message says to run ``qagen embed``).
     """
-    from qagen.embed.store import EmbeddingStore
-    from qagen.workdir import WorkDir
+    from qagen.embedding_store import EmbeddingStore
 
     try:
-        return EmbeddingStore(WorkDir(work_root))
+        return EmbeddingStore(work)
     except FileNotFoundError as exc:
         raise ConfigError(f"{exc}: run `qagen embed` first, or pass embeddings= to "
                           "train/evaluate") from exc
@@ -236,11 +277,16 @@ def spread_sample(examples: Sequence[Example], n: int | None) -> list[Example]:
     """At most ``n`` examples taken round-robin over clips (first of each clip, then the
     second, …), in a fixed order: a capped evaluation still covers every clip and kind,
     where a plain prefix would cover the first clips only."""
-    if n is None or len(examples) <= n:
-        return list(examples)
-    by_clip: dict[str, list[Example]] = {}
-    for e in examples:
-        by_clip.setdefault(e.pair.clip_id, []).append(e)
+    return spread(examples, n, clip_of=lambda e: e.pair.clip_id)
+
+
+def spread(items: Sequence[T], n: int | None, *, clip_of: Callable[[T], str]) -> list[T]:
+    """:func:`spread_sample` over any items (``clip_of`` names each one's clip)."""
+    if n is None or len(items) <= n:
+        return list(items)
+    by_clip: dict[str, list[T]] = {}
+    for item in items:
+        by_clip.setdefault(clip_of(item), []).append(item)
     ranked = sorted(((i, clip, e) for clip, es in by_clip.items() for i, e in enumerate(es)),
                     key=lambda t: (t[0], t[1]))
     return [e for _, _, e in ranked[:n]]

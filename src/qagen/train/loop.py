@@ -31,7 +31,7 @@ from qagen.train.checkpoint import (
 from qagen.train.config import TrainConfig
 from qagen.train.data import Example, batch_indices
 from qagen.train.model import MusicLM, autocast_dtype
-from qagen.train.rundir import RunDir
+from qagen.workdir import RunDir
 
 log = logging.getLogger(__name__)
 

@@ -47,13 +47,13 @@ def load_lm(model: str, *, device: torch.device) -> tuple[nn.Module, Any]:
     """Load a causal LM frozen (eval mode, no grads) and its tokenizer.
 
     Weights are bf16 on CUDA (a 7B model fits one GPU), fp32 on CPU. ``model`` is resolved
-    by ``qagen.generate.models.resolve_model`` (the packaged SmolLM2 name → its HF folder).
+    by ``qagen.model_cache.resolve_model`` (the packaged SmolLM2 name → its HF folder).
     """
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
         raise MissingDependencyError("training needs: pip install 'qagen[train]'") from exc
-    from qagen.generate.models import resolve_model
+    from qagen.model_cache import resolve_model
 
     path = resolve_model(model)
     dtype = torch.bfloat16 if autocast_dtype(device) is not None else torch.float32

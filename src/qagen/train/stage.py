@@ -13,8 +13,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from qagen.engine import StageReport
 from qagen.errors import ConfigError
-from qagen.manifest import write_json_atomic
+from qagen.manifest import write_json_atomic, write_text_atomic
 from qagen.records.training import EvalReport, TrainReport
 from qagen.train.card import render_card
 from qagen.train.config import TrainConfig
@@ -23,12 +24,12 @@ from qagen.train.data import (
     EmbeddingSource,
     SplitData,
     build_examples,
-    load_pairs,
+    iter_pair_shards,
     open_embeddings,
+    split_clips_in,
     spread_sample,
 )
-from qagen.train.rundir import RunDir
-from qagen.workdir import WorkDir
+from qagen.workdir import RunDir, WorkDir
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,7 @@ def finished_report(run: RunDir, fingerprint: str) -> TrainReport | None:
 def write_card(run: RunDir, *, report: TrainReport, config: TrainConfig,
                evaluation: EvalReport | None = None) -> None:
     """(Re)write the run's model card."""
-    from qagen.train.checkpoint import atomic_path
-
-    with atomic_path(run.card) as tmp:
-        tmp.write_text(render_card(report, config=config, evaluation=evaluation),
-                       encoding="utf-8")
+    write_text_atomic(run.card, render_card(report, config=config, evaluation=evaluation))
 
 
 def _check_shapes(data: SplitData, arch: str) -> tuple[int, ...]:
@@ -74,7 +71,38 @@ def _check_shapes(data: SplitData, arch: str) -> tuple[int, ...]:
 
 
 def train(work: WorkDir, *, config: TrainConfig | None = None,
-          embeddings: EmbeddingSource | None = None, progress: bool = True) -> TrainReport:
+          embeddings: EmbeddingSource | None = None, progress: bool = True) -> StageReport:
+    """Train a MU-LLaMA adapter or LLark projector on the work dir's QA pairs.
+
+    Training is one run, not per shard: its resume is its own checkpoints (a finished run
+    with the same config is reused). See :func:`train_run` for the parameters.
+
+    Returns
+    -------
+    StageReport
+        One "shard" (reused when the run was already finished); ``items_in`` pairs,
+        ``items_out`` examples (``counts``: ``split:train``/``split:heldout``), ``skipped``
+        pairs by reason; ``details`` the run's :class:`TrainReport` (losses, parameters).
+    """
+    t0 = time.perf_counter()
+    report = train_run(work, config=config, embeddings=embeddings, progress=progress)
+    return train_stage_report(report, seconds=round(time.perf_counter() - t0, 3))
+
+
+def train_stage_report(report: TrainReport, *, seconds: float) -> StageReport:
+    """A run's :class:`TrainReport` in the one report shape."""
+    data = report.data
+    return StageReport(
+        stage="train", shards=1, shards_reused=int(report.reused), items_in=data.pairs,
+        items_out=data.train_pairs + data.eval_pairs, skipped=dict(data.skipped),
+        counts={"split:train": data.train_pairs, "split:heldout": data.eval_pairs},
+        seconds=seconds, extras={"steps": report.steps, "resumed_from_step":
+                                 report.resumed_from_step},
+        details=report.model_dump(mode="json"))
+
+
+def train_run(work: WorkDir, *, config: TrainConfig | None = None,
+              embeddings: EmbeddingSource | None = None, progress: bool = True) -> TrainReport:
     """Train a MU-LLaMA adapter or LLark projector on the work dir's QA pairs.
 
     Parameters
@@ -110,7 +138,7 @@ def train(work: WorkDir, *, config: TrainConfig | None = None,
     from qagen.train.model import MusicLM, autocast_dtype, load_lm, pick_device
 
     config = config or TrainConfig()
-    run = RunDir.of(work, config.run)
+    run = work.train_run(config.run)
     fingerprint = _fingerprint(config)
     if run.config.is_file():
         meta = json.loads(run.config.read_text(encoding="utf-8"))
@@ -121,17 +149,20 @@ def train(work: WorkDir, *, config: TrainConfig | None = None,
         log.info("train run %s already finished; reusing it", config.run)
         return done.model_copy(update={"reused": True})
     started = time.perf_counter()
-    pairs = load_pairs(work.root / "qa")
-    if not pairs:
-        raise ConfigError(f"no QA pairs under {work.root / 'qa'}: run `qagen generate` first")
-    source = embeddings if embeddings is not None else open_embeddings(work.root)
+    n_pairs, clip_split = split_clips_in(work.qa_dir, eval_fraction=config.eval_fraction)
+    if clip_split is None:
+        raise ConfigError(f"no QA pairs under {work.qa_dir}: run `qagen generate` first")
+    source = embeddings if embeddings is not None else open_embeddings(work)
     device = pick_device(config.device, threads=config.threads)
     lm, tokenizer = load_lm(config.lm, device=device)
+    # The pairs stream shard by shard; only their tokens and clip ids are kept.
+    pairs = (pair for _, shard in iter_pair_shards(work.qa_dir) for pair in shard)
     data = build_examples(pairs, tokenizer=tokenizer, embeddings=source,
                           kind=KIND_BY_ARCH[config.arch], max_len=config.max_len,
-                          eval_fraction=config.eval_fraction)
+                          eval_fraction=config.eval_fraction, clip_split=clip_split,
+                          keep_text=False)
     if not data.train:
-        raise ConfigError(f"no training examples from {len(pairs)} pairs (skipped:"
+        raise ConfigError(f"no training examples from {n_pairs} pairs (skipped:"
                           f" {data.counts.skipped}): embed the clips first")
     shape = _check_shapes(data, config.arch)
     torch.manual_seed(config.seed)
@@ -212,7 +243,7 @@ def _losses_before(model: Any, data: Any, *, run: RunDir, fingerprint: str,
                    config: TrainConfig) -> dict[str, float | None]:
     """Set losses of the untrained adapter, computed once per run (a resumed run reads them
     back: its weights are no longer the untrained ones)."""
-    path = run.root / "losses_before.json"
+    path = run.losses_before
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
         if saved.get("fingerprint") == fingerprint:

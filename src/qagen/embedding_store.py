@@ -1,5 +1,8 @@
 """Embedding files under ``WORKDIR/embeddings/``: shard arrays, the index, and the reader.
 
+Core, not part of the embed stage: the embed stage writes these files, the train stage and
+the publish stage read them, and stages never import each other.
+
 Layout (every array is a 2-D ``.npy``, so ``np.load(mmap_mode="r")`` maps it without
 reading it; a clip's block is rows ``offset : offset + shape[0]``)::
 
@@ -17,9 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from qagen.manifest import arrow_schema, shareable, write_table_atomic
+from qagen.manifest import arrow_schema, write_table_atomic
 from qagen.records.embedding import EmbeddingKind, EmbeddingRow
 from qagen.workdir import WorkDir
 
@@ -41,18 +42,19 @@ _PART = re.compile(r"^index-(?P<key>[a-z0-9_]+-\d{5})\.parquet$")
 
 @dataclass(frozen=True)
 class EmbeddingPaths:
-    """Every path of the embed stage's output, defined once (beside ``WorkDir``)."""
+    """File names inside ``WorkDir.embeddings``: a thin view adding the array and index-part
+    naming rules to the folder ``WorkDir`` owns."""
 
     work: WorkDir
 
     @property
     def root(self) -> Path:
-        return self.work.root / "embeddings"
+        return self.work.embeddings
 
     @property
     def index(self) -> Path:
         """The merged index the train stage reads."""
-        return self.root / "index.parquet"
+        return self.work.embedding_index
 
     def index_part(self, key: str) -> Path:
         """Index rows of one shard."""
@@ -82,19 +84,6 @@ class EmbeddingPaths:
                 for p in self.root.glob(f"{kind.value}-{key}-*.npy")]
 
 
-def write_array_atomic(path: Path, array: np.ndarray) -> None:
-    """Save a ``.npy`` via temp file + rename, so a reader never maps half an array."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
-        shareable(tmp)
-        Path(tmp).replace(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 @contextmanager
 def _index_lock(paths: EmbeddingPaths) -> Iterator[None]:
     """Serialise merges: shard tasks of a flow may finish at the same moment."""
@@ -121,13 +110,6 @@ def write_embedding_index(work: WorkDir, *, keys: Iterable[str] | None = None) -
         table = pa.concat_tables(tables) if tables else schema.empty_table()
         write_table_atomic(table, paths.index)
     return table.num_rows
-
-
-def remove_stale_arrays(work: WorkDir, key: str, *, keep: set[str]) -> None:
-    """Delete a shard's array files not named in ``keep`` (left by an earlier config)."""
-    for path in EmbeddingPaths(work).arrays_of(key):
-        if path.name not in keep:
-            path.unlink(missing_ok=True)
 
 
 @dataclass

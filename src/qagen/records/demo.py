@@ -1,4 +1,7 @@
-"""Types shared by the synthesiser, the corpus builder and each source's ``write_native``."""
+"""The demo corpus's clip and truth types, shared by the synthesiser, the corpus builder and
+each source's ``write_native`` (so sources need not import the demo stage).
+
+Not stored as manifests, so not in ``RECORD_MODELS``: ``DemoClip`` carries its audio."""
 
 from __future__ import annotations
 

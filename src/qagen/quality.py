@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qagen.publish.stats import read_columns
 from qagen.records.qa import GateCalibration
+from qagen.stats import read_columns
 from qagen.workdir import WorkDir
 
 #: Rejection reasons that belong to the quality gate (and the paraphrase fact check).
@@ -111,7 +111,7 @@ def collect_quality(work: WorkDir, *, samples: int = 20, seed: int = 0) -> Quali
     ranked: list[tuple[bytes, str, SamplePair]] = []
     cols = ["qa_id", "kind", "question_form", "template_id", "question", "answer", "facts",
             "claims_checked", "verified", "judge"]
-    for path in sorted((work.root / "qa").glob("qa-*.parquet")):
+    for path in sorted(work.qa_dir.glob("qa-*.parquet")):
         for row in _rows(path, cols):
             q.pairs += 1
             kinds[row["kind"]] += 1
@@ -151,7 +151,7 @@ def collect_quality(work: WorkDir, *, samples: int = 20, seed: int = 0) -> Quali
         norm = Counter(" ".join(_TOKEN.findall(a.lower())) for a in answers)
         q.repeated_answer_rate = round(sum(n for n in norm.values() if n > 1) / len(answers), 4)
     gate: Counter[str] = Counter()
-    for path in sorted((work.root / "qa_rejected").glob("*.parquet")):
+    for path in sorted(work.qa_rejected_dir.glob("*.parquet")):
         for row in _rows(path, ["reason"]):
             reason = row["reason"]
             if reason.startswith(GATE_PREFIX) or reason in GATE_EXTRA:

@@ -1,0 +1,173 @@
+"""Score augment on the hard set (dev and test halves) and, optionally, the demo corpus.
+
+Renders the hard set (``qagen.augment.hardset``: General-MIDI arrangements through
+fluidsynth, noise, the real recordings when ``--realaudio`` is given), measures every clip
+once (cached in ``OUT/cache`` by clip id, audio hash and ``MEASURE_VERSION``), then decides
+and scores with mir_eval — so re-running after a decision-rule change costs seconds.
+
+    python bench/hardset.py [--out bench-out/hardset] [--realaudio ../shared/realaudio]
+                            [--demo out/musicqa-demo/demo-corpus] [--workers 2] [--json F]
+
+Tune on the dev half only; the test half is for reporting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import sys
+from pathlib import Path
+
+_MODELS: dict = {}
+
+
+def _measure(job: tuple[str, str, str, str]) -> tuple[str, str]:
+    """(clip json, root, cache path) → (clip id, measurement json), measured in a worker."""
+    from qagen.augment.extract import measure_clip
+    from qagen.augment.models import MadmomModels
+    from qagen.config import AugmentConfig
+    from qagen.records import Clip
+
+    clip_json, root, cache, _ = job
+    clip = Clip.model_validate_json(clip_json)
+    if "m" not in _MODELS:
+        _MODELS["m"] = MadmomModels()
+    m = measure_clip(clip, root=Path(root), models=_MODELS["m"], config=AugmentConfig())
+    text = m.model_dump_json()
+    Path(cache).parent.mkdir(parents=True, exist_ok=True)
+    Path(cache).write_text(text, encoding="utf-8")
+    return clip.clip_id, text
+
+
+def _init() -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+
+
+def measure_all(clips_by_root: list[tuple[Path, object]], cache_dir: Path,
+                workers: int) -> dict[str, object]:
+    """Measurements of every clip, from the cache where present."""
+    from qagen.audio import sha256_file
+    from qagen.augment.extract import MEASURE_VERSION, Measurement
+    from qagen.paths import safe_join
+
+    out: dict[str, Measurement] = {}
+    jobs = []
+    for root, clip in clips_by_root:
+        sha = sha256_file(safe_join(root, clip.audio_path))
+        clip = clip.model_copy(update={"audio_sha256": sha})
+        key = hashlib.sha256(f"{MEASURE_VERSION}|{clip.clip_id}|{sha}".encode()).hexdigest()
+        path = cache_dir / f"{key}.json"
+        if path.is_file():
+            out[clip.clip_id] = Measurement.model_validate_json(path.read_text(encoding="utf-8"))
+        else:
+            jobs.append((clip.model_dump_json(), str(root), str(path), clip.clip_id))
+    if jobs:
+        print(f"measuring {len(jobs)} clips with {workers} workers…", file=sys.stderr)
+        with mp.get_context("spawn").Pool(workers, initializer=_init) as pool:
+            for i, (cid, text) in enumerate(pool.imap_unordered(_measure, jobs), 1):
+                out[cid] = Measurement.model_validate_json(text)
+                print(f"  {i}/{len(jobs)}", file=sys.stderr, end="\r")
+    return out
+
+
+def iter_source_clips(name: str, root: Path) -> list:
+    from qagen.records import Clip
+    from qagen.sources import get_source
+
+    src = get_source(name)
+    options = src.Options() if hasattr(src, "Options") else None
+    return [c for c in src.iter_clips(root, options=options) if isinstance(c, Clip)]
+
+
+def decide_all(measurements: dict, clips: dict) -> dict:
+    from qagen.augment.extract import decide_features
+    from qagen.augment.models import extractor_versions
+    from qagen.config import AugmentConfig
+
+    config, versions = AugmentConfig(), extractor_versions()
+    return {cid: decide_features(m, clip=clips[cid], config=config, versions=versions)
+            for cid, m in measurements.items()}
+
+
+def table(title: str, scores) -> str:
+    rows = [("tempo Acc1 / bare TCN", scores.tempo_acc1, scores.tempo_acc1_tcn_only),
+            ("tempo Acc2 / bare TCN", scores.tempo_acc2, scores.tempo_acc2_tcn_only),
+            ("key weighted / bare CNN", scores.key_weighted, scores.key_weighted_cnn_only),
+            ("chords majmin", scores.chords_majmin, None),
+            ("beat F", scores.beat_f, None), ("downbeat F", scores.downbeat_f, None),
+            ("meter accuracy", scores.meter_accuracy, None),
+            ("music decision", scores.music_accuracy, None),
+            ("not-music withheld", scores.nonmusic_withheld, None)]
+    lines = [f"{title}: {scores.clips_scored} clips scored, {scores.clips_missing} without "
+             f"features; scored per metric {scores.scored}"]
+    for name, a, b in rows:
+        a_s = "-" if a is None else f"{a:.3f}"
+        lines.append(f"  {name:26s} {a_s:>6s}" + ("" if b is None else f"  {b:.3f}"))
+    return "\n".join(lines)
+
+
+def breakdown(rows: list[dict], features: dict) -> str:
+    """Tempo Acc1/Acc2, key, downbeat F and meter per meter and per drum feel."""
+    from qagen.augment.evaluate import score_features
+
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("kind") != "rendered":
+            continue
+        groups.setdefault(f"meter {r['meter']}", []).append(r)
+        groups.setdefault(f"feel {r['extra']['feel']}", []).append(r)
+    lines = ["  by group:               n  Acc1  Acc2   key  downF meter"]
+    for name in sorted(groups):
+        s = score_features(groups[name], features)
+        lines.append(f"    {name:20s} {s.clips_scored:2d} {s.tempo_acc1:5.2f} {s.tempo_acc2:5.2f} "
+                     f"{s.key_weighted:5.2f} {s.downbeat_f:5.2f} {s.meter_accuracy:5.2f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from qagen.augment.evaluate import score_features
+    from qagen.augment.hardset import write_hard_set
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("bench-out/hardset"))
+    ap.add_argument("--n", type=int, default=48)
+    ap.add_argument("--realaudio", type=Path, default=None)
+    ap.add_argument("--demo", type=Path, default=None, help="A built demo corpus folder.")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=None, help="Write scores + per-clip rows.")
+    args = ap.parse_args()
+
+    truth_path = write_hard_set(args.out / "set", n=args.n, realaudio=args.realaudio)
+    truth = [json.loads(x) for x in truth_path.read_text(encoding="utf-8").splitlines() if x]
+    root = truth_path.parent / "audiofolder"
+    jobs = [(root, c) for c in iter_source_clips("audiofolder", root)]
+    demo_truth: list[dict] = []
+    if args.demo:
+        demo_truth = [json.loads(x) for x in (args.demo / "truth.jsonl").read_text(
+            encoding="utf-8").splitlines() if x]
+        for source in sorted({r["source"] for r in demo_truth}):
+            jobs += [(args.demo / source, c) for c in iter_source_clips(source, args.demo / source)]
+    clips = {c.clip_id: c for _, c in jobs}
+    measurements = measure_all(jobs, args.out / "cache", args.workers)
+    features = decide_all(measurements, clips)
+    report = {}
+    for split in ("dev", "test"):
+        rows = [r for r in truth if r["split"] == split]
+        scores = score_features(rows, features)
+        report[split] = scores.model_dump(mode="json")
+        print(table(f"hard set, {split} half", scores))
+        print(breakdown(rows, features))
+    if demo_truth:
+        scores = score_features(demo_truth, features)
+        report["demo"] = scores.model_dump(mode="json")
+        print(table("demo corpus", scores))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
