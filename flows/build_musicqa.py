@@ -162,27 +162,7 @@ def generate_all(work_dir: str, backend: dict[str, Any], config: dict[str, Any])
                              backend_config=BackendConfig(**backend),
                              progress=[prefect_progress("generate-progress")])
     check_answered(report)  # a backend outage fails the flow instead of training on less
-    return generate_stage_report(report).model_dump(mode="json")
-
-
-def generate_stage_report(report: Any) -> StageReport:
-    """A ``GenerateReport`` in the one report shape (until generate returns a StageReport):
-    clips in, accepted pairs out, its labels as counts, its numbers as extras."""
-    if isinstance(report, StageReport):
-        return report
-    counts = {**{f"kind:{k}": n for k, n in report.by_kind.items()},
-              **{f"form:{k}": n for k, n in report.by_form.items()},
-              **{f"template:{k}": n for k, n in report.by_template.items()}}
-    extras = {name: getattr(report, name) for name in (
-        "requests", "responses_valid_first_try", "cache_hits", "generated", "verified",
-        "judged", "prompt_tokens", "completion_tokens", "backend_seconds", "unanswered")}
-    return StageReport(
-        stage="generate", shards=report.shards, shards_reused=report.shards_reused,
-        items_in=report.clips, items_out=report.accepted, skipped=dict(report.skipped),
-        rejected=dict(report.rejected), counts=dict(sorted(counts.items())),
-        seconds=report.seconds, extras=extras,
-        details={"first_try_valid_rate": report.first_try_valid_rate,
-                 "first_error": report.first_error})
+    return report.stage_report().model_dump(mode="json")
 
 
 @task(name="embed", task_run_name="embed-{label}", cache_policy=NO_CACHE)

@@ -56,3 +56,18 @@ def test_the_lock_is_reentrant_across_sequential_runs(tmp_path: Path) -> None:
     for _ in range(3):
         with work_lock(tmp_path):
             pass
+
+
+def test_temp_files_of_a_killed_writer_are_removed_when_the_next_run_starts(
+        tmp_path: Path) -> None:
+    stale = [tmp_path / "manifests" / ".clips-mtt-00000.parquet.abc123.tmp",
+             tmp_path / ".done" / "augment" / ".mtt-00000.json.x1.tmp",
+             tmp_path / "publish" / "hf" / "data" / ".train-0.parquet.q.tmp"]
+    kept = [tmp_path / "manifests" / "clips-mtt-00000.parquet",
+            tmp_path / "cache" / "generate" / ".shared.json.z.tmp"]  # caches are not ours
+    for path in stale + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    with work_lock(tmp_path):
+        assert not any(p.exists() for p in stale)
+        assert all(p.exists() for p in kept)

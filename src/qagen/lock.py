@@ -52,9 +52,34 @@ def work_lock(root: Path, *, command: str = "qagen") -> Iterator[None]:
         os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                  "command": command, "since": time.strftime(
                                      "%Y-%m-%dT%H:%M:%S")}).encode())
+        remove_stale_temp_files(root)
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+#: Temp files of atomic writes: ``.<name>.<random>.tmp`` beside the file being written.
+_TEMP = ".*.tmp"
+
+
+def remove_stale_temp_files(root: Path) -> int:
+    """Delete temp files a killed writer left in the work dir; returns how many.
+
+    Safe only under the lock: with one writer, every temp file found at its start belongs to
+    a run that is gone. The model and request caches are skipped (shared across work dirs).
+    """
+    removed = 0
+    for top in root.iterdir() if root.is_dir() else ():
+        if not top.is_dir() or top.name == "cache":
+            continue
+        for path in top.rglob(_TEMP):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                removed += 1
+    for path in root.glob(_TEMP):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _read_holder(path: Path) -> str:

@@ -139,16 +139,7 @@ CHECKS: dict[str, Callable[[Shrunk], None]] = {
     "embed": check_embed, "train": check_train, "evaluate": check_evaluate,
     "publish": check_publish,
 }
-STALE_RUN = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "train reuses a finished run whose config is unchanged although its QA pairs and "
-    "embeddings changed (its fingerprint hashes the config only: src/qagen/train/stage.py "
-    "_fingerprint): the run still trains on the vanished clips, and evaluate either reuses "
-    "its old predictions for them or stops (exit 2: no held-out pair has an embedding)"))
-
-
-@pytest.mark.parametrize("stage", [
-    pytest.param(stage, marks=STALE_RUN) if stage in ("train", "evaluate") else stage
-    for stage in CHAIN])
+@pytest.mark.parametrize("stage", CHAIN)
 def test_a_vanished_shard_leaves_nothing_behind(stage: str, shrunk: Shrunk) -> None:
     run = shrunk.runs[stage]
     assert run.returncode == 0, f"qagen {stage} after the shrink exited {run.returncode}: " + (

@@ -75,12 +75,12 @@ def test_summary_table_shows_each_stage_its_seconds_and_report_headline(
     assert summary["augment"]["skipped"] == {"audio_missing": 1}
 
 
-def test_generate_report_becomes_a_stage_report(module: ModuleType) -> None:
+def test_generate_report_becomes_a_stage_report() -> None:
     from qagen.generate.stage import GenerateReport
 
-    report = module.generate_stage_report(GenerateReport(
+    report = GenerateReport(
         shards=2, shards_reused=1, clips=5, requests=10, responses_valid_first_try=8,
-        accepted=7, rejected={"junk": 2}, by_kind={"tempo": 7}, seconds=3.5))
+        accepted=7, rejected={"junk": 2}, by_kind={"tempo": 7}, seconds=3.5).stage_report()
     assert (report.stage, report.items_in, report.items_out) == ("generate", 5, 7)
     assert report.rejected == {"junk": 2} and report.counts == {"kind:tempo": 7}
     assert report.extras["requests"] == 10 and report.details["first_try_valid_rate"] == 0.8

@@ -49,8 +49,13 @@ def work(measured: Path, tmp_path: Path) -> WorkDir:
     return WorkDir(tmp_path / "w")
 
 
-def _shards(work: WorkDir) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(work.root.glob("qa*/*.parquet"))}
+def _shards(work: WorkDir) -> dict[str, list[dict]]:
+    """Every qa / qa_rejected row, in file order, less the wall-clock ``created_at``."""
+    import pyarrow.parquet as pq
+
+    return {p.name: [{k: v for k, v in row.items() if k != "created_at"}
+                     for row in pq.read_table(p).to_pylist()]
+            for p in sorted(work.root.glob("qa*/*.parquet"))}
 
 
 def _ids(work: WorkDir) -> list[str]:

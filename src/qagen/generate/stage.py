@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, ValidationError
 from qagen import jsontext
 from qagen.audio import sha256_file
 from qagen.config import GenerateConfig
-from qagen.engine import shard_done
+from qagen.engine import finished_marker
 from qagen.errors import BackendError, ConfigError
 from qagen.generate.backends import (
     Backend,
@@ -71,6 +71,7 @@ from qagen.records.qa import (
     QuestionForm,
     StatedFacts,
 )
+from qagen.records.stage import ShardMarker, StageReport
 from qagen.workdir import WorkDir
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,23 @@ class GenerateReport(BaseModel):
     def first_try_valid_rate(self) -> float:
         """Share of requests whose first completion parsed into the output model."""
         return self.responses_valid_first_try / self.requests if self.requests else 0.0
+
+    def stage_report(self) -> StageReport:
+        """This report in the one shape every stage reports (CLI, flow artifact, run report):
+        clips in, accepted pairs out, labels as ``group:label`` counts, numbers as extras."""
+        counts = {**{f"kind:{k}": n for k, n in self.by_kind.items()},
+                  **{f"form:{k}": n for k, n in self.by_form.items()},
+                  **{f"template:{k}": n for k, n in self.by_template.items()}}
+        extras = {name: getattr(self, name) for name in (
+            "requests", "responses_valid_first_try", "cache_hits", "generated", "verified",
+            "judged", "prompt_tokens", "completion_tokens", "backend_seconds", "unanswered")}
+        return StageReport(
+            stage=STAGE, shards=self.shards, shards_reused=self.shards_reused,
+            items_in=self.clips, items_out=self.accepted, skipped=dict(self.skipped),
+            rejected=dict(self.rejected), counts=dict(sorted(counts.items())),
+            seconds=self.seconds, extras=extras,
+            details={"first_try_valid_rate": self.first_try_valid_rate,
+                     "first_error": self.first_error})
 
 
 @dataclass
@@ -764,7 +782,7 @@ def generate(
     todo: list[tuple[str, str]] = []
     for key in keys:
         fingerprint = gen.fingerprint(clip_shards[key], feature_shards.get(key))
-        meta = shard_done(work.marker(STAGE, key), fingerprint, work.qa_shard(key))
+        meta = finished_marker(work.marker(STAGE, key), fingerprint, root=work.root)
         gen.report.shards += 1
         if meta is not None:
             gen.report.shards_reused += 1
@@ -824,18 +842,23 @@ def _write_shard(work: WorkDir, key: str, fingerprint: str, result: _ShardOut, *
     A shard with requests the backend did not answer gets its outputs but no marker, so the
     next run does it again: cached completions are reused, the failed requests are re-asked.
     """
-    write_records(work.qa_shard(key), result.records, QARecord)
-    write_records(work.qa_rejected_shard(key), result.rejected, QARejected)
-    meta = {"fingerprint": fingerprint, "stage_version": STAGE_VERSION, "clips": clips,
-            "accepted": len(result.records),
-            "rejected": dict(Counter(r.reason.value for r in result.rejected)),
-            "skipped": {k.split(":", 1)[1]: v for k, v in result.counts.items()},
-            "by_kind": dict(Counter(r.kind.value for r in result.records)),
-            "by_form": dict(Counter(r.question_form.value for r in result.records)),
-            "by_template": dict(Counter(r.template_id for r in result.records)),
-            "verified": sum(r.verified for r in result.records)}
+    outputs = (work.qa_shard(key), work.qa_rejected_shard(key))
+    write_records(outputs[0], result.records, QARecord)
+    write_records(outputs[1], result.rejected, QARejected)
+    counts = Counter[str]()
+    for r in result.records:
+        counts.update((f"kind:{r.kind.value}", f"form:{r.question_form.value}",
+                       f"template:{r.template_id}"))
+    meta = ShardMarker(
+        fingerprint=fingerprint, stage_version=STAGE_VERSION, items_in=clips,
+        items_out=len(result.records),
+        rejected=dict(sorted(Counter(r.reason.value for r in result.rejected).items())),
+        skipped={k.split(":", 1)[1]: v for k, v in sorted(result.counts.items())},
+        counts=dict(sorted(counts.items())),
+        extras={"verified": sum(r.verified for r in result.records)},
+        outputs=[str(p.relative_to(work.root)) for p in outputs])
     if done:
-        write_json_atomic(work.marker(STAGE, key), meta)
+        write_json_atomic(work.marker(STAGE, key), meta.model_dump(mode="json"))
     else:
         work.marker(STAGE, key).unlink(missing_ok=True)
         log.warning("generate: shard %s has requests the backend did not answer; it is not "
@@ -843,11 +866,16 @@ def _write_shard(work: WorkDir, key: str, fingerprint: str, result: _ShardOut, *
     _add_counts(report, meta)
 
 
-def _add_counts(report: GenerateReport, meta: dict) -> None:
-    report.clips += int(meta["clips"])
-    report.accepted += int(meta["accepted"])
-    report.verified += int(meta.get("verified", 0))
-    for name in ("rejected", "skipped", "by_kind", "by_form", "by_template"):
+def _add_counts(report: GenerateReport, meta: ShardMarker) -> None:
+    report.clips += meta.items_in
+    report.accepted += meta.items_out
+    report.verified += int(meta.extras.get("verified", 0))
+    groups = {"kind": report.by_kind, "form": report.by_form, "template": report.by_template}
+    for label, n in meta.counts.items():
+        group, _, name = label.partition(":")
+        target = groups[group]
+        target[name] = target.get(name, 0) + n
+    for name in ("rejected", "skipped"):
         target = getattr(report, name)
-        for k, v in meta.get(name, {}).items():
-            target[k] = target.get(k, 0) + int(v)
+        for k, v in getattr(meta, name).items():
+            target[k] = target.get(k, 0) + v

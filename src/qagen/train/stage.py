@@ -7,12 +7,14 @@ config under an existing run name is refused rather than mixed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from qagen.audio import sha256_file
 from qagen.engine import StageReport
 from qagen.errors import ConfigError
 from qagen.manifest import write_json_atomic, write_text_atomic
@@ -37,8 +39,16 @@ log = logging.getLogger(__name__)
 STAGE_VERSION = "1"
 
 
-def _fingerprint(config: TrainConfig) -> str:
-    return f"{STAGE_VERSION}-{config.fingerprint()}"
+def _fingerprint(config: TrainConfig, work: WorkDir) -> str:
+    """The run's identity: stage version, config, and the data it trains on (every QA shard's
+    bytes and the embedding index), so a run over data that changed since (a re-ingest
+    dropped clips, pairs were regenerated) is trained anew instead of reused."""
+    h = hashlib.sha256()
+    for path in sorted(work.qa_dir.glob("qa-*.parquet")):
+        h.update(f"{path.name}\x1f{sha256_file(path)}\x1e".encode())
+    index = work.embedding_index
+    h.update((sha256_file(index) if index.is_file() else "no-index").encode())
+    return f"{STAGE_VERSION}-{config.fingerprint()}-{h.hexdigest()[:16]}"
 
 
 def read_run_config(run: RunDir) -> tuple[TrainConfig, dict[str, Any]]:
@@ -139,7 +149,7 @@ def train_run(work: WorkDir, *, config: TrainConfig | None = None,
 
     config = config or TrainConfig()
     run = work.train_run(config.run)
-    fingerprint = _fingerprint(config)
+    fingerprint = _fingerprint(config, work)
     if run.config.is_file():
         meta = json.loads(run.config.read_text(encoding="utf-8"))
         if meta.get("fingerprint") != fingerprint:
