@@ -148,6 +148,8 @@ def ingest(
     shard_size: Annotated[int, typer.Option(min=1, help="Clips per manifest shard.")] = 500,
     check_audio: Annotated[bool, typer.Option(help="Look for each audio file.")] = True,
     hash_audio: Annotated[bool, typer.Option(help="Record each file's sha256.")] = False,
+    allow_empty: Annotated[bool, typer.Option(
+        help="Accept metadata without rows (empties the source's manifest).")] = False,
 ) -> None:
     """Read a dataset's native files into WORK/manifests/clips-SOURCE-*.parquet."""
     from qagen.ingest import ingest as run_ingest
@@ -163,6 +165,7 @@ def ingest(
             check_audio=check_audio,
             hash_audio=hash_audio,
             on_progress=tick,
+            allow_empty=allow_empty,
         )
     out.print(_stage_table(f"ingest {source}", report, items_in="rows read",
                            items_out="clips"))

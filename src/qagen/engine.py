@@ -228,6 +228,7 @@ class ManifestShards(Generic[M]):
         return WorkDir.shard_files(self.folder or self.work.manifests, self.kind)
 
     def __iter__(self) -> Iterator[ShardWork[M]]:
+        self.work.check_manifest_complete()
         shards = self.shards()
         keys = list(shards) if self.keys is None else list(self.keys)
         unknown = [k for k in keys if k not in shards]

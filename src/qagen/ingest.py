@@ -8,6 +8,7 @@ atomic writes, resume markers, rejection files, and a report.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -172,6 +173,7 @@ def ingest(
     hash_audio: bool = False,
     on_progress: Callable[[int], None] | None = None,
     strict: bool = False,
+    allow_empty: bool = False,
 ) -> StageReport:
     """Ingest one dataset copy into the clip manifest of ``work``.
 
@@ -190,6 +192,9 @@ def ingest(
         Look for each clip's file (``ok``/``missing``); False marks all ``unchecked``.
     hash_audio
         Also record ``audio_sha256`` (reads every file once).
+    allow_empty
+        Accept metadata without a single row (the source's manifest becomes empty); by
+        default that is refused, since a 0-byte file would otherwise wipe the manifest.
 
     Returns
     -------
@@ -202,7 +207,8 @@ def ingest(
     Raises
     ------
     ConfigError
-        For an unknown source, bad options, a bad shard size or a missing root.
+        For an unknown source, bad options, a bad shard size, a missing root, or metadata
+        without rows (unless ``allow_empty``).
     SourceFormatError
         When the root lacks the source's metadata files.
     """
@@ -214,14 +220,26 @@ def ingest(
     if not root.is_dir():
         raise ConfigError(f"dataset root for {source!r} is not a directory: {root}")
     t0 = time.perf_counter()
-    chunks = _Chunker(source=source, root=root, items=iter(src.iter_clips(root, options=opts)),
+    items = iter(src.iter_clips(root, options=opts))
+    first = next(items, None)
+    if first is None and not allow_empty:
+        raise ConfigError(
+            f"{source}: the metadata under {root} holds no rows (an empty or truncated file?); "
+            f"the manifest of {source} was left as it is. Pass --allow-empty to make it empty")
+    items = itertools.chain([first] if first is not None else [], items)
+    chunks = _Chunker(source=source, root=root, items=items,
                       shard_size=shard_size, check_audio=check_audio, on_progress=on_progress)
     config = IngestConfig(options=opts.model_dump(mode="json"), check_audio=check_audio,
                           hash_audio=hash_audio)
     sink = ParquetSink.manifest(work, "clips", Clip)
+    # Flagged while the source's shards are rewritten: a kill in between leaves old and new
+    # shards side by side, and later stages refuse that mix until ingest is run again.
+    unfinished = work.ingest_unfinished(source)
+    write_text_atomic(unfinished, f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
     report = run_stage(work, _AudioHasher(root) if hash_audio else _keep, stage=STAGE,
                        version=STAGE_VERSION, inputs=StreamShards(chunks, chunks.owns),
                        sinks=[sink], config=config, strict=strict, label=_labels)
+    unfinished.unlink(missing_ok=True)
     keys = [WorkDir.shard_key(source, i) for i in range(report.shards)]
     report = report.model_copy(update={
         "seconds": round(time.perf_counter() - t0, 3),

@@ -126,6 +126,31 @@ class WorkDir:
         folder = self.root / ".done" / stage
         return {p.stem: p for p in sorted(folder.glob("*.json"))}
 
+    def ingest_unfinished(self, source: str) -> Path:
+        """Flag file present while an ingest of ``source`` rewrites its shards."""
+        return self.root / ".done" / "ingest" / f"{source}.unfinished"
+
+    def check_manifest_complete(self) -> None:
+        """Refuse to read a clip manifest an ingest left half rewritten.
+
+        Why: an ingest killed (or failing) after rows were removed leaves new shards beside
+        old ones, so clip ids repeat across shards; later stages would duplicate them.
+
+        Raises
+        ------
+        ConfigError
+            Naming the source and the command that heals it.
+        """
+        from qagen.errors import ConfigError
+
+        flags = sorted((self.root / ".done" / "ingest").glob("*.unfinished"))
+        if flags:
+            names = [f.stem for f in flags]
+            raise ConfigError(
+                f"the ingest of {', '.join(names)} in {self.root} did not finish (killed or "
+                f"failed), so its shards mix two versions; re-run `qagen ingest {names[0]} "
+                f"<root> --work {self.root}` first")
+
     def missing_audio_list(self, source: str) -> Path:
         """Text file naming every clip of ``source`` whose audio is absent."""
         return self.reports / f"missing-audio-{source}.txt"

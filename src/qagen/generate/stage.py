@@ -771,6 +771,7 @@ def generate(
     config = config or GenerateConfig()
     backend_config = backend_config or BackendConfig()
     gen = _Generator(work, config, backend_config, backend, cache)
+    work.check_manifest_complete()
     clip_shards = work.manifest_shards("clips")
     if not clip_shards:
         raise ConfigError(f"no clip manifest in {work.root}; run `qagen ingest` first")
