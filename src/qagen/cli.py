@@ -113,6 +113,13 @@ def _check_device(value: str) -> str:
     return value
 
 
+def _check_frame_layer(value: str) -> str:
+    """Option callback: ``mean`` or a hidden-state index, checked while parsing."""
+    if value != "mean" and not value.lstrip("-").isdigit():
+        raise ConfigError(f"--frame-layer {value!r}: use 'mean' or a hidden-state index")
+    return value
+
+
 def _writes_work(command: Callable[..., None]) -> Callable[..., None]:
     """Run a command that writes ``--work`` under the work dir's one-writer lock."""
     import functools
@@ -365,7 +372,8 @@ def embed(
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 8,
     frame_rate_hz: Annotated[float, typer.Option(min=0.0,
         help="Also store a time sequence at this rate; 0 = none.")] = 10.0,
-    frame_layer: Annotated[str, typer.Option(help="Hidden state index, or 'mean'.")] = "mean",
+    frame_layer: Annotated[str, typer.Option(
+        callback=_check_frame_layer, help="Hidden state index, or 'mean'.")] = "mean",
     threads: Annotated[int | None, typer.Option(
         min=1, help="torch threads (default: all cores).")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N",
@@ -374,9 +382,6 @@ def embed(
 ) -> None:
     """Embed every clip with a MERT encoder → WORK/embeddings/ (+ index.parquet)."""
     from qagen.embed.config import EmbedConfig
-
-    if frame_layer != "mean" and not frame_layer.lstrip("-").isdigit():
-        raise ConfigError(f"--frame-layer {frame_layer!r}: use 'mean' or a hidden-state index")
     from qagen.embed.stage import embed as run_embed
     from qagen.workdir import WorkDir
 
