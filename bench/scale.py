@@ -76,22 +76,25 @@ def measure(work_root: Path) -> dict[str, float]:
     from qagen.publish.config import PublishConfig
     from qagen.records import Clip, ClipFeatures
     from qagen.stages import publish
-    from qagen.train.data import load_pairs, split_clips
+    from qagen.train.data import iter_pair_shards, split_clips_in
     from qagen.workdir import WorkDir
 
     work = WorkDir(work_root)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    n = sum(1 for _ in iter_manifest(work.manifest_shards("clips").values(), Clip))
-    n += sum(1 for _ in iter_manifest(work.manifest_shards("features").values(), ClipFeatures))
+    n_clips = sum(1 for _ in iter_manifest(work.manifest_shards("clips").values(), Clip))
+    sum(1 for _ in iter_manifest(work.manifest_shards("features").values(), ClipFeatures))
     seconds["manifests"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     publish(work, config=PublishConfig(plots=False, exports=True))
     seconds["publish"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pairs = load_pairs(work.qa_shard("x").parent)
-    split_clips(pairs, eval_fraction=0.1)
+    t0 = time.perf_counter()  # what train does before tokenising: split, then stream pairs
+    _n, clip_split = split_clips_in(work.qa_dir, eval_fraction=0.1)
+    assert clip_split is not None
+    n_pairs = sum(len(shard) for _, shard in iter_pair_shards(work.qa_dir))
     seconds["train_data"] = time.perf_counter() - t0
+    if n_pairs != PAIRS * n_clips:
+        raise RuntimeError(f"train read {n_pairs} pairs, expected {PAIRS * n_clips}")
     return seconds
 
 

@@ -13,7 +13,6 @@ import hashlib
 import heapq
 import json
 import re
-import statistics
 from collections import Counter
 from importlib import resources
 from pathlib import Path
@@ -78,12 +77,31 @@ def _rows(path: Path, columns: list[str]) -> list[dict[str, Any]]:
     return [dict(zip(columns, values, strict=True)) for values in zip(*data.values(), strict=True)]
 
 
-def _distinct(answers: list[str], n: int) -> float:
-    grams: list[tuple[str, ...]] = []
-    for a in answers:
-        words = _TOKEN.findall(a.lower())
-        grams += [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+def _count_answer(answer: str, word_counts: Counter[int], grams_total: dict[int, int],
+                  grams_seen: dict[int, set[int]], normalised: Counter[int]) -> None:
+    """Add one answer to the streaming statistics (hashes stand for n-grams and answers)."""
+    word_counts[len(answer.split())] += 1
+    words = _TOKEN.findall(answer.lower())
+    for n, seen in grams_seen.items():
+        grams = [hash(tuple(words[i:i + n])) for i in range(len(words) - n + 1)]
+        grams_total[n] += len(grams)
+        seen.update(grams)
+    normalised[hash(" ".join(words))] += 1
+
+
+def _median(counts: Counter[int]) -> float:
+    """The median of the values a histogram counts (as ``statistics.median`` would give)."""
+    total = sum(counts.values())
+    values = sorted(counts)
+    def nth(k: int) -> int:  # the k-th smallest value, 0-based
+        for v in values:
+            if k < counts[v]:
+                return v
+            k -= counts[v]
+        raise IndexError(k)
+    if total % 2:
+        return float(nth(total // 2))
+    return (nth(total // 2 - 1) + nth(total // 2)) / 2
 
 
 def load_gate_calibration() -> GateCalibration | None:
@@ -106,8 +124,13 @@ def collect_quality(work: WorkDir, *, samples: int = 20, seed: int = 0) -> Quali
     kinds: Counter[str] = Counter()
     forms: Counter[str] = Counter()
     templates: Counter[str] = Counter()
-    answers: list[str] = []
-    judge_scores: list[float] = []
+    # Streaming answer statistics: word-count histogram, n-gram totals and distinct n-gram
+    # hashes, normalised-answer hashes — memory grows with distinct content, not with pairs.
+    word_counts: Counter[int] = Counter()
+    grams_total = {1: 0, 2: 0}
+    grams_seen: dict[int, set[int]] = {1: set(), 2: set()}
+    normalised: Counter[int] = Counter()
+    judge_sum, judge_n = 0.0, 0
     ranked: list[tuple[bytes, str, SamplePair]] = []
     cols = ["qa_id", "kind", "question_form", "template_id", "question", "answer", "facts",
             "claims_checked", "verified", "judge"]
@@ -117,14 +140,15 @@ def collect_quality(work: WorkDir, *, samples: int = 20, seed: int = 0) -> Quali
             kinds[row["kind"]] += 1
             forms[row["question_form"] or "open"] += 1
             templates[row["template_id"]] += 1
-            answers.append(row["answer"])
+            _count_answer(row["answer"], word_counts, grams_total, grams_seen, normalised)
             facts = row["facts"] or {}
             stated = any(v not in (None, [], False) for v in facts.values())
             q.checkable += bool(stated or (row["claims_checked"] or 0) > 0)
             q.verified += bool(row["verified"])
             if row["judge"]:
                 scores = [v for v in row["judge"].values() if isinstance(v, int | float)]
-                judge_scores.append(sum(scores) / len(scores))
+                judge_sum += sum(scores) / len(scores)
+                judge_n += 1
             sample = SamplePair(qa_id=row["qa_id"], kind=row["kind"],
                                 question_form=row["question_form"] or "open",
                                 template_id=row["template_id"], question=row["question"],
@@ -139,17 +163,18 @@ def collect_quality(work: WorkDir, *, samples: int = 20, seed: int = 0) -> Quali
     q.by_kind, q.by_form = dict(kinds.most_common()), dict(forms.most_common())
     q.by_template = dict(templates.most_common())
     q.sample = [s for _, _, s in sorted(ranked, reverse=True)]
-    q.judged = len(judge_scores)
-    q.judge_mean = round(statistics.fmean(judge_scores), 3) if judge_scores else None
-    if answers:
-        words = [len(a.split()) for a in answers]
-        q.answer_words_mean = round(statistics.fmean(words), 2)
-        q.answer_words_median = float(statistics.median(words))
-        q.answer_words_max = max(words)
-        q.distinct_1 = round(_distinct(answers, 1), 4)
-        q.distinct_2 = round(_distinct(answers, 2), 4)
-        norm = Counter(" ".join(_TOKEN.findall(a.lower())) for a in answers)
-        q.repeated_answer_rate = round(sum(n for n in norm.values() if n > 1) / len(answers), 4)
+    q.judged = judge_n
+    q.judge_mean = round(judge_sum / judge_n, 3) if judge_n else None
+    n_answers = sum(word_counts.values())
+    if n_answers:
+        q.answer_words_mean = round(sum(w * n for w, n in word_counts.items()) / n_answers, 2)
+        q.answer_words_median = _median(word_counts)
+        q.answer_words_max = max(word_counts)
+        for n in (1, 2):
+            value = len(grams_seen[n]) / grams_total[n] if grams_total[n] else 0.0
+            setattr(q, f"distinct_{n}", round(value, 4))
+        repeated = sum(n for n in normalised.values() if n > 1)
+        q.repeated_answer_rate = round(repeated / n_answers, 4)
     gate: Counter[str] = Counter()
     for path in sorted(work.qa_rejected_dir.glob("*.parquet")):
         for row in _rows(path, ["reason"]):

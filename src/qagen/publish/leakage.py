@@ -46,23 +46,36 @@ def find_leakage(
     list[LeakageViolation]
         Sorted by kind and item; empty when the splits are clean.
     """
-    clip_splits: dict[str, set[str]] = defaultdict(set)
-    by_recording: dict[str, set[str]] = defaultdict(set)
-    by_audio: dict[str, set[str]] = defaultdict(set)
+    # One split per key, and a set only where a key has several: the check runs over every
+    # clip and pair of a dataset, so it keeps a string per clip, not a set.
+    clip_splits: dict[str, str] = {}
+    by_recording: dict[str, str] = {}
+    by_audio: dict[str, str] = {}
+    clashes: dict[str, dict[str, set[str]]] = {"clip": defaultdict(set),
+                                               "recording": defaultdict(set),
+                                               "audio": defaultdict(set)}
+
+    def note(seen: dict[str, str], kind: str, key: str, split: str) -> None:
+        first = seen.setdefault(key, split)
+        if first != split:
+            clashes[kind][key].update((first, split))
+
     for clip_id, split, recording, sha in clips:
-        clip_splits[clip_id].add(split)
-        by_recording[recording].add(split)
+        note(clip_splits, "clip", clip_id, split)
+        note(by_recording, "recording", recording, split)
         if sha:
-            by_audio[sha].add(split)
+            note(by_audio, "audio", sha, split)
+    del by_recording, by_audio
     out = [LeakageViolation(kind="clip_in_two_splits", item=c, splits=sorted(s))
-           for c, s in clip_splits.items() if len(s) > 1]
+           for c, s in clashes["clip"].items()]
     out += [LeakageViolation(kind="recording_in_two_splits", item=r, splits=sorted(s))
-            for r, s in by_recording.items() if len(s) > 1]
+            for r, s in clashes["recording"].items()]
     out += [LeakageViolation(kind="audio_in_two_splits", item=a[:16], splits=sorted(s),
                              detail=f"audio sha256 {a}")
-            for a, s in by_audio.items() if len(s) > 1]
+            for a, s in clashes["audio"].items()]
     for qa_id, clip_id, split in pairs:
-        known = clip_splits.get(clip_id)
+        first = clip_splits.get(clip_id)
+        known = None if first is None else clashes["clip"].get(clip_id) or {first}
         if known is None:
             out.append(LeakageViolation(kind="pair_without_clip", item=qa_id, splits=[split],
                                         detail=f"clip {clip_id} is not in the clip manifest"))

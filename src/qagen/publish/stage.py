@@ -39,6 +39,7 @@ from qagen.publish.tables import (
     ClipLookup,
     ShardJoin,
     clip_audio_bytes,
+    clip_splits,
     clips_table,
     embeddings_table,
     iter_part_rows,
@@ -120,8 +121,7 @@ def publish(work: WorkDir, *, config: PublishConfig | None = None,
         shown = "; ".join(f"{v.kind} {v.item} ({'/'.join(v.splits)})" for v in leakage[:5])
         raise ConfigError(f"split leakage ({len(leakage)}): {shown}; fix the splits or publish "
                           f"with leakage='report'")
-    split_of = {clip_id: split for clip_id, split, _, _ in clip_keys}
-    del clip_keys, pair_keys
+    split_of = clip_splits(work) if "embeddings" in cfg.configs else {}
     writer = FolderWriter(out, managed=("data", "assets", "exports", "README.md"))
     parts = _Parts(work, qa=qa_sink, clips=clip_sink)
     written = _write_configs(work, writer, cfg, rows, parts, split_of)

@@ -113,28 +113,45 @@ class ShardJoin:
         return out
 
 
-def leakage_keys(work: WorkDir) -> tuple[list[tuple[str, str, str, str | None]],
-                                         list[tuple[str, str, str]]]:
-    """What the leakage check compares, read column by column, shard by shard: per clip
-    ``(clip_id, hub split, source/source_id, audio sha256)`` (the measured file's hash when
-    features have one), per pair ``(qa_id, clip_id, hub split)``."""
-    clips: list[tuple[str, str, str, str | None]] = []
-    pairs: list[tuple[str, str, str]] = []
+def leakage_keys(work: WorkDir) -> tuple[Iterator[tuple[str, str, str, str | None]],
+                                         Iterator[tuple[str, str, str]]]:
+    """What the leakage check compares, read lazily column by column, shard by shard (a
+    dataset's worth of tuples is never held): per clip ``(clip_id, hub split,
+    source/source_id, audio sha256)`` (the measured file's hash when features have one), per
+    pair ``(qa_id, clip_id, hub split)``."""
     features = work.manifest_shards("features")
-    for key, path in work.manifest_shards("clips").items():
-        measured: dict[str, str] = {}
-        if key in features:
-            cols = read_columns(features[key], ["clip_id", "audio_sha256"])
-            measured = {c: h for c, h in zip(*cols.values(), strict=True) if h}
-        cols = read_columns(path, ["clip_id", "split", "source", "source_id", "audio_sha256"])
-        for clip_id, split, source, source_id, sha in zip(*cols.values(), strict=True):
-            clips.append((clip_id, hub_split(split), f"{source}/{source_id}",
-                          measured.get(clip_id) or sha))
-        qa_path = work.qa_shard(key)
-        if qa_path.is_file():
-            cols = read_columns(qa_path, ["qa_id", "clip_id", "split"])
-            pairs += [(q, c, hub_split(s)) for q, c, s in zip(*cols.values(), strict=True)]
-    return clips, pairs
+    clip_shards = work.manifest_shards("clips")
+
+    def clips() -> Iterator[tuple[str, str, str, str | None]]:
+        for key, path in clip_shards.items():
+            measured: dict[str, str] = {}
+            if key in features:
+                cols = read_columns(features[key], ["clip_id", "audio_sha256"])
+                measured = {c: h for c, h in zip(*cols.values(), strict=True) if h}
+            cols = read_columns(path, ["clip_id", "split", "source", "source_id",
+                                       "audio_sha256"])
+            for clip_id, split, source, source_id, sha in zip(*cols.values(), strict=True):
+                yield (clip_id, hub_split(split), f"{source}/{source_id}",
+                       measured.get(clip_id) or sha)
+
+    def pairs() -> Iterator[tuple[str, str, str]]:
+        for key in clip_shards:
+            qa_path = work.qa_shard(key)
+            if qa_path.is_file():
+                cols = read_columns(qa_path, ["qa_id", "clip_id", "split"])
+                for q, c, s in zip(*cols.values(), strict=True):
+                    yield q, c, hub_split(s)
+
+    return clips(), pairs()
+
+
+def clip_splits(work: WorkDir) -> dict[str, str]:
+    """``clip_id → hub split`` of every clip (two columns read per shard)."""
+    out: dict[str, str] = {}
+    for path in work.manifest_shards("clips").values():
+        cols = read_columns(path, ["clip_id", "split"])
+        out.update((c, hub_split(s)) for c, s in zip(*cols.values(), strict=True))
+    return out
 
 
 def iter_part_rows(parts: Mapping[str, Path], model: type[T], *,
