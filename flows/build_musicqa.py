@@ -103,9 +103,7 @@ def stage_configs(plan: BuildPlan) -> list[tuple[str, type[BaseModel], dict[str,
         ("publish_config", PublishConfig, plan.publish_config),
     ]
     for source, options in plan.source_options.items():
-        model = getattr(get_source(source), "Options", None)
-        if model is not None:
-            checks.append((f"source_options.{source}", model, options))
+        checks.append((f"source_options.{source}", get_source(source).Options, options))
     return checks
 
 

@@ -13,7 +13,6 @@ from qagen.engine import (
     StageReport,
     read_marker,
     run_stage,
-    shard_done,
     sum_reports,
 )
 from qagen.ingest import ingest
@@ -228,16 +227,6 @@ def test_manifest_shards_refuse_unknown_keys(four: WorkDir) -> None:
 
     with pytest.raises(ConfigError, match=r"no clips shards \['nope-00000'\]"):
         list(ManifestShards(four, keys=["nope-00000"]))
-
-
-def test_shard_done_reads_markers_of_any_shape(tmp_path: Path) -> None:
-    """generate keeps its own marker shape: shard_done only checks fingerprint and output."""
-    marker, output = tmp_path / "m.json", tmp_path / "out.parquet"
-    write_json_atomic(marker, {"fingerprint": "abc", "accepted": 3})
-    assert shard_done(marker, "abc", output) is None  # no output yet
-    output.write_bytes(b"x")
-    assert shard_done(marker, "abc", output) == {"fingerprint": "abc", "accepted": 3}
-    assert shard_done(marker, "other", output) is None
 
 
 def test_reports_add_counts_extras_and_merge_details() -> None:

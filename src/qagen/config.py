@@ -41,7 +41,9 @@ class GenerateConfig(BaseModel):
     repetition_penalty: float = Field(default=1.05, ge=1.0)
     seed: int = 0
     max_attempts: int = Field(default=3, ge=1, description="Tries per request on parse failure.")
-    request_batch: int = Field(default=512, ge=1, description="Requests per backend call.")
+    request_batch: int = Field(
+        default=512, ge=1,
+        description="Requests outstanding at once: the window of shards sharing one stream.")
     max_clips_per_shard: int | None = Field(
         default=None, ge=1, description="Cap clips per shard (quick demo runs)."
     )

@@ -14,7 +14,6 @@ marker written, so a killed run redoes at most the shard in flight.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 import traceback
@@ -39,7 +38,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ArraysSink", "GuardedBatch", "GuardedItem", "ManifestShards", "ParquetSink",
     "ShardMarker", "ShardWork", "Sink", "StageReport", "StreamShards", "files_identity",
-    "finished_marker", "read_marker", "remove_orphans", "run_stage", "shard_done",
+    "finished_marker", "read_marker", "remove_orphans", "run_stage",
     "stage_fingerprint", "sum_reports", "summary_rows",
 ]
 
@@ -133,18 +132,6 @@ def stage_fingerprint(stage: str, version: str, config: BaseModel | None,
     h.update((config.model_dump_json() if config is not None else "").encode())
     h.update(ident.encode())
     return h.hexdigest()
-
-
-def shard_done(marker: Path, fingerprint: str, output: Path) -> dict[str, object] | None:
-    """The marker's contents (any shape) when ``output`` exists and the marker's fingerprint
-    is ``fingerprint``, else None. For stages with their own marker shape (generate)."""
-    if not (marker.is_file() and output.is_file()):
-        return None
-    try:
-        meta = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return meta if isinstance(meta, dict) and meta.get("fingerprint") == fingerprint else None
 
 
 def read_marker(path: Path) -> ShardMarker | None:

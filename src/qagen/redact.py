@@ -26,9 +26,9 @@ MASK = "***"
 
 
 def redact(text: str, *, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with every known secret value and secret-shaped string masked."""
+    """``text`` with every given secret value and secret-shaped string masked."""
     for value in secrets:
-        if value and len(value) >= 6:
+        if value:
             text = text.replace(value, MASK)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
@@ -37,7 +37,9 @@ def redact(text: str, *, secrets: tuple[str, ...] = ()) -> str:
 
 def env_secrets(extra_env: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The current values of the secret environment variables (read at use, never stored)."""
-    return tuple(v for name in (*SECRET_ENV, *extra_env) if (v := os.environ.get(name)))
+    # Shorter values ("1", "yes") would mask ordinary words: they are not secrets.
+    return tuple(v for name in (*SECRET_ENV, *extra_env)
+                 if (v := os.environ.get(name)) and len(v) >= 6)
 
 
 class RedactingFilter(logging.Filter):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from qagen.generate.backends import BackendConfig, GenRequest, GenResult
+from qagen.generate.backends import BackendConfig, GenRequest, GenResult, RequestQueue
 
 Misbehave = Callable[[GenRequest, int], str | None]
 
@@ -33,6 +33,11 @@ class ScriptedBackend:
 
     def close(self) -> None:
         pass
+
+    def stream(self, queue: RequestQueue) -> Iterator[GenResult]:
+        """One request at a time through :meth:`generate`, each result yielded as it is made."""
+        while len(queue):
+            yield from self.generate(queue.take(1))
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         out = []

@@ -175,7 +175,7 @@ def test_a_backend_outage_never_marks_a_shard_done(work: WorkDir) -> None:
     report = generate(work, backend=flaky, config=CONFIG)
     assert report.unanswered == 3 and report.shards_reused == 0
     undone = set(work.manifest_shards("clips")) - set(work.markers("generate"))
-    assert 1 <= len(undone) <= 3
+    assert len(undone) in (1, 2, 3)  # the three failed requests fall in one to three shards
     healed = StreamingBackend()
     report = generate(work, backend=healed, config=CONFIG)
     assert len(healed.calls) == 3  # exactly the failed requests are asked again

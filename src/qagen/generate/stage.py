@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, ValidationError
 from qagen import jsontext
 from qagen.audio import sha256_file
 from qagen.config import GenerateConfig
-from qagen.engine import finished_marker
+from qagen.engine import ParquetSink, finished_marker, remove_orphans
 from qagen.errors import BackendError, ConfigError
 from qagen.generate.backends import (
     Backend,
@@ -36,7 +36,6 @@ from qagen.generate.backends import (
     RequestQueue,
     SamplingConfig,
     load_backend,
-    stream_results,
 )
 from qagen.generate.cache import RequestCache, request_key
 from qagen.generate.context import build_context
@@ -531,6 +530,7 @@ class _Run:
     """
 
     def __init__(self, gen: _Generator, todo: list[tuple[str, str]], *,
+                 clip_shards: dict[str, Path], feature_shards: dict[str, Path],
                  on_shard: Callable[[str], None] | None, progress: Progress) -> None:
         self.gen = gen
         self.todo = deque(todo)  # (shard key, fingerprint) not yet admitted
@@ -538,8 +538,8 @@ class _Run:
         self.progress = progress
         self.queue = RequestQueue()
         self.inflight: dict[str, tuple[_Shard, _Request, int]] = {}
-        self.clip_shards = gen.work.manifest_shards("clips")
-        self.feature_shards = gen.work.manifest_shards("features")
+        self.clip_shards = clip_shards
+        self.feature_shards = feature_shards
         self.clips_left = sum(_row_count(self.clip_shards[k], gen.config.max_clips_per_shard)
                               for k, _ in todo)
         self.clips_seen = 0
@@ -552,8 +552,7 @@ class _Run:
         self._fill()
         while len(self.queue):
             t0 = time.perf_counter()
-            results = _timed(stream_results(self.gen.backend, self.queue,
-                                            chunk=self.gen.config.request_batch), self.gen.report)
+            results = _timed(self.gen.backend.stream(self.queue), self.gen.report)
             for res in results:
                 entry = self.inflight.pop(res.request_id, None)
                 if entry is None:
@@ -792,13 +791,16 @@ def generate(
             todo.append((key, fingerprint))
     tracker = Progress(STAGE, unit="requests", sinks=[log_sink(logger=log), *progress])
     try:
-        _Run(gen, todo, on_shard=on_shard, progress=tracker).run()
+        _Run(gen, todo, clip_shards=clip_shards, feature_shards=feature_shards,
+             on_shard=on_shard, progress=tracker).run()
     finally:
         tracker.close()
         if gen._backend is not None and backend is None:
             gen._backend.close()
-    if shard_keys is None:
-        _remove_orphans(work, keep=set(clip_shards))
+    if shard_keys is None:  # pairs of clips a re-ingest dropped must not reach train/publish
+        remove_orphans(work, STAGE, [ParquetSink(QARecord, work.qa_dir, "qa"),
+                                     ParquetSink(QARejected, work.qa_rejected_dir, "qa_rejected")],
+                       keep=set(clip_shards))
     gen.report.backend_seconds = round(gen.report.backend_seconds, 3)
     gen.report.seconds = round(time.perf_counter() - t0, 3)
     log.info("generate: %d shards (%d reused), %d accepted, rejected %s", gen.report.shards,
@@ -819,21 +821,6 @@ def check_answered(report: GenerateReport) -> None:
             f"the backend gave no answer to {report.unanswered} requests (first error: "
             f"{(report.first_error or 'unknown')[:200]}); their shards are not marked done: "
             "re-run generate once the backend works (answered requests come from the cache)")
-
-
-def _remove_orphans(work: WorkDir, *, keep: set[str]) -> None:
-    """Pairs of shards whose clips are gone (a re-ingest dropped them) are removed, so train
-    and publish never read them."""
-    for folder, prefix in ((work.qa_shard("x").parent, "qa-"),
-                           (work.qa_rejected_shard("x").parent, "qa_rejected-")):
-        for path in folder.glob(f"{prefix}*.parquet"):
-            key = path.stem[len(prefix):]
-            if key not in keep:
-                log.info("generate: removing %s (its clip shard is gone)", path.name)
-                path.unlink(missing_ok=True)
-    for key, marker in work.markers(STAGE).items():
-        if key not in keep:
-            marker.unlink(missing_ok=True)
 
 
 def _write_shard(work: WorkDir, key: str, fingerprint: str, result: _ShardOut, *, clips: int,

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from qagen.errors import ConfigError, MissingDependencyError, QagenError
+from qagen.redact import redact as mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ class PushReport(BaseModel):
 
 
 def redact(text: str, token: str | None) -> str:
-    """``text`` with every occurrence of ``token`` replaced by ``***``."""
-    return text.replace(token, "***") if token else text
+    """``text`` with ``token`` (and any other secret-shaped string) masked as ``***``."""
+    return mask_secrets(text, secrets=(token,) if token else ())
 
 
 def resolve_token(token: str | None) -> str:

@@ -135,17 +135,6 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def stream_results(backend: Backend, queue: RequestQueue, *, chunk: int) -> Iterator[GenResult]:
-    """``backend.stream(queue)``; for a third-party backend that has only ``generate``,
-    chunks of up to ``chunk`` requests through it (results then arrive chunk by chunk)."""
-    stream = getattr(backend, "stream", None)
-    if callable(stream):
-        yield from stream(queue)
-        return
-    while len(queue):
-        yield from backend.generate(queue.take(chunk))
-
-
 def generate_in_order(backend: Backend, requests: list[GenRequest]) -> list[GenResult]:
     """All results of ``backend.stream`` over ``requests``, in request order.
 

@@ -42,6 +42,7 @@ from qagen.generate.backends import (
     RequestQueue,
     generate_in_order,
 )
+from qagen.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -366,8 +367,9 @@ def _retry_after_s(value: str | None) -> float | None:
 
 
 def _redact(text: str, api_key: str | None) -> str:
-    """Remove the API key from text that may echo request details (a proxy's error page)."""
-    return text.replace(api_key, "***") if api_key else text
+    """Mask the API key (and any secret-shaped string) in text that may echo request details
+    (a proxy's error page)."""
+    return redact(text, secrets=(api_key,) if api_key else ())
 
 
 BACKEND = OpenAIBackend

@@ -215,9 +215,7 @@ class VLLMBackend:
         BackendError
             The backend was closed.
         """
-        if self._llm is None:
-            raise BackendError("vllm backend is closed")
-        return generate_in_order(self, requests)
+        return generate_in_order(self, requests)  # stream raises if the backend is closed
 
     def close(self) -> None:
         """Stop the engine's worker processes (vLLM otherwise keeps them until exit)."""
