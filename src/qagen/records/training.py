@@ -16,8 +16,8 @@ class LossLogEntry(BaseModel):
     lr: float = Field(description="Learning rate used by this step.")
 
 
-class Prediction(BaseModel):
-    """One line of ``WORKDIR/train/<run>/eval/predictions.jsonl``."""
+class HeldOutPair(BaseModel):
+    """The held-out pair an answer is for (the fields predictions and answers share)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     qa_id: str
@@ -25,19 +25,18 @@ class Prediction(BaseModel):
     kind: str
     question: str
     reference: str
+
+
+class Prediction(HeldOutPair):
+    """One line of ``WORKDIR/train/<run>/eval/predictions.jsonl``."""
+
     prediction: str
 
 
-class EvalAnswer(BaseModel):
+class EvalAnswer(HeldOutPair):
     """One held-out pair answered in one evaluation (``train/<run>/eval/answers-<shard>.parquet``):
     the adapter's answer, the LM's alone and the adapter's fed another clip's audio."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    qa_id: str
-    clip_id: str
-    kind: str
-    question: str
-    reference: str
     facts: dict[str, Any] | None = Field(
         default=None, description="What the reference states (for the MIR scores).")
     prediction: str
