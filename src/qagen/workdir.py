@@ -113,6 +113,15 @@ class WorkDir:
         """Rejected QA pairs (and failed responses) of one shard, with reasons."""
         return self.qa_rejected_dir / f"qa_rejected-{key}.parquet"
 
+    @property
+    def reviews(self) -> Path:
+        """Curators' decision logs (``qagen review``), ``reviews/reviews-<shard>.jsonl``."""
+        return self.root / "reviews"
+
+    def reviews_shard(self, key: str) -> Path:
+        """The append-only decision log of one shard's pairs (see ``qagen.decisions``)."""
+        return self.reviews / f"reviews-{key}.jsonl"
+
     def rejects_shard(self, stage: str, key: str) -> Path:
         """Rejections a stage recorded for one shard."""
         return self.rejects / f"{stage}-{key}.parquet"

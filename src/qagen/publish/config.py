@@ -37,6 +37,9 @@ class PublishConfig(BaseModel):
         default=False, description="Also write exports/audio/<clip_id>.wav, the files the "
         "exports' audio_name points to (MU-LLaMA's trainer reads the folder unchanged).")
     plots: bool = Field(default=True, description="Write the PNG plots under assets/.")
+    reviewed_only: bool = Field(
+        default=False, description="Publish only pairs a curator accepted or edited (qagen "
+        "review); the rest are left out with reason not_reviewed.")
     leakage: Literal["report", "error"] = Field(
         default="report", description="On split leakage: list it in the card, or stop."
     )

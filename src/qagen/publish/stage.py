@@ -35,6 +35,7 @@ from qagen.publish.files import FolderWriter
 from qagen.publish.leakage import LeakageViolation, find_leakage
 from qagen.publish.licenses import MADMOM_MODELS_LICENSE, AggregateLicense, aggregate_licenses
 from qagen.publish.licenses import parse_license as _parse
+from qagen.publish.reviews import review_tally
 from qagen.publish.tables import (
     ClipLookup,
     ShardJoin,
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 
 STAGE = "publish"
 #: Bump when the joined rows (``publish/rows/``) change for the same inputs.
-STAGE_VERSION = "1"
+STAGE_VERSION = "2"  # 2: curators' decisions applied, reviewed/edited columns
 
 CONFIG_DOCS = {
     "qa": "one QA pair with provenance, its clip's labels and measured features",
@@ -79,6 +80,13 @@ class PublishReport(BaseModel):
     leakage: list[LeakageViolation] = Field(default_factory=list)
     license: AggregateLicense
     synthetic: bool
+
+
+class _RowsConfig(BaseModel):
+    """What besides the input files decides the joined rows (the resume fingerprint)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reviewed_only: bool
 
 
 def _label(row: PublishedClip | PublishedQA) -> str:
@@ -110,9 +118,11 @@ def publish(work: WorkDir, *, config: PublishConfig | None = None,
     qa_sink = ParquetSink(PublishedQA, work.published_rows, "qa")
     clip_sink = ParquetSink(PublishedClip, work.published_rows, "clips")
     rows = run_stage(
-        work, stage=STAGE, version=STAGE_VERSION, batch_fn=ShardJoin(work),
+        work, stage=STAGE, version=STAGE_VERSION,
+        batch_fn=ShardJoin(work, reviewed_only=cfg.reviewed_only),
         inputs=ManifestShards(work, also=[lambda k: work.manifest_shard("features", k),
-                                          work.qa_shard]),
+                                          work.qa_shard, work.reviews_shard]),
+        config=_RowsConfig(reviewed_only=cfg.reviewed_only),
         sinks=[qa_sink, clip_sink], strict=strict, label=_label)
     stats = collect_stats(work)
     clip_keys, pair_keys = leakage_keys(work)
@@ -148,6 +158,7 @@ def publish(work: WorkDir, *, config: PublishConfig | None = None,
         "plots": plots, "leakage": leakage, "license": agg, "license_rows": license_rows,
         "training_runs": training_runs(work),
         "quality": (quality := collect_quality(work)), "quality_rows": quality_rows(quality),
+        "review": review_tally(work), "reviewed_only": cfg.reviewed_only,
     }
     card = render_card(header=header, context=context, template=cfg.card_template)
     writer.write("README.md", card.encode())

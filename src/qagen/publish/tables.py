@@ -23,8 +23,10 @@ import pyarrow as pa
 from qagen.manifest import iter_records, read_records, to_table
 from qagen.paths import safe_join
 from qagen.publish.files import FolderWriter, parquet_bytes
-from qagen.records import AudioStatus, Clip, ClipFeatures, QARecord, Rejection
+from qagen.publish.reviews import review_of, shard_decisions
+from qagen.records import AudioStatus, Clip, ClipFeatures, QARecord, Rejection, ReviewRecord
 from qagen.records.publish import PublishedClip, PublishedQA, PublishReason
+from qagen.records.review import ReviewDecision
 from qagen.stats import hub_split, read_columns
 from qagen.workdir import WorkDir
 
@@ -59,12 +61,17 @@ def published_clip(clip: Clip, feats: ClipFeatures | None) -> PublishedClip:
     )
 
 
-def published_qa(rec: QARecord, clip: Clip, feats: ClipFeatures | None) -> PublishedQA:
-    """The ``qa`` row of one pair, with its clip's labels and features."""
+def published_qa(rec: QARecord, clip: Clip, feats: ClipFeatures | None, *,
+                 review: ReviewRecord | None = None) -> PublishedQA:
+    """The ``qa`` row of one pair, with its clip's labels and features; ``review`` is the
+    curator's applied (non-stale) decision, whose edit replaces the text."""
     f = feats
+    edit = review if review is not None and review.decision is ReviewDecision.edit else None
     return PublishedQA(
         qa_id=rec.qa_id, clip_id=rec.clip_id, source=rec.source,
-        split=hub_split(clip.split.value), question=rec.question, answer=rec.answer,
+        split=hub_split(clip.split.value), question=edit.question if edit else rec.question,
+        answer=edit.answer if edit else rec.answer, reviewed=review is not None,
+        edited=edit is not None,
         kind=rec.kind.value, question_form=rec.question_form.value, topic=rec.topic,
         facts_json=None if rec.facts.is_empty() else rec.facts.model_dump_json(
             exclude_defaults=True),
@@ -84,11 +91,14 @@ def published_qa(rec: QARecord, clip: Clip, feats: ClipFeatures | None) -> Publi
 
 @dataclass(frozen=True)
 class ShardJoin:
-    """The publish stage's per-shard function: the clips of shard k, with the features and
-    accepted pairs of shard k, → ``PublishedClip`` and ``PublishedQA`` rows; a pair whose
-    clip is not in the shard is rejected (``orphan_pair``)."""
+    """The publish stage's per-shard function: the clips of shard k, with the features,
+    accepted pairs and curators' decisions of shard k, → ``PublishedClip`` and ``PublishedQA``
+    rows; a pair whose clip is not in the shard is rejected (``orphan_pair``), one a curator
+    rejected too (``reviewer_rejected``), and under ``reviewed_only`` one no curator kept
+    (``not_reviewed``)."""
 
     work: WorkDir
+    reviewed_only: bool = False
 
     def __call__(self, key: str, clips: list[Clip]) -> list[PublishedClip | PublishedQA |
                                                            Rejection]:
@@ -101,6 +111,7 @@ class ShardJoin:
         qa_path = self.work.qa_shard(key)
         if not qa_path.is_file():
             return out
+        decisions = shard_decisions(self.work, key)
         for rec in iter_records(qa_path, QARecord):
             clip = by_id.get(rec.clip_id)
             if clip is None:
@@ -109,7 +120,20 @@ class ShardJoin:
                                      detail=f"pair of clip {rec.clip_id}, which is not in "
                                      f"clip shard {key}"))
                 continue
-            out.append(published_qa(rec, clip, feats.get(rec.clip_id)))
+            review = review_of(rec, decisions)
+            applied = review.applied if review is not None else None
+            if applied is not None and applied.decision is ReviewDecision.reject:
+                out.append(Rejection(stage="publish", source=rec.source, item_id=rec.qa_id,
+                                     reason=PublishReason.reviewer_rejected,
+                                     detail=f"rejected by {applied.reviewer}: {applied.reason}"))
+                continue
+            if applied is None and self.reviewed_only:
+                out.append(Rejection(stage="publish", source=rec.source, item_id=rec.qa_id,
+                                     reason=PublishReason.not_reviewed,
+                                     detail="stale review: the pair changed since" if review
+                                     else "no curator decision"))
+                continue
+            out.append(published_qa(rec, clip, feats.get(rec.clip_id), review=applied))
         return out
 
 

@@ -17,6 +17,8 @@ class PublishReason(StrEnum):
     """Why the publish stage left an item out. These codes are API: reports show them."""
 
     orphan_pair = "orphan_pair"  # a pair whose clip is not in its clip shard
+    reviewer_rejected = "reviewer_rejected"  # a curator rejected it (qagen review)
+    not_reviewed = "not_reviewed"  # reviewed_only: no curator accepted or edited it
     internal_error = "internal_error"  # a bug: exception type and message in detail
 
 
@@ -85,6 +87,9 @@ class PublishedQA(BaseModel):
                            "measurements and labels and hold.")
     derived_from: str | None = Field(default=None, description="qa_id a paraphrase rewrites.")
     judge_mean: float | None = Field(default=None, description="LLM judge's mean score (1–5).")
+    reviewed: bool = Field(default=False, description="A curator accepted or edited this pair "
+                           "(qagen review) and it has not changed since.")
+    edited: bool = Field(default=False, description="The question/answer are a curator's edit.")
     template_id: str
     template_version: str
     template_hash: str
