@@ -512,6 +512,21 @@ def push(
     out.print(f"pushed {report.files} files to {report.repo_url} ({report.commit_url})")
 
 
+@app.command()
+def review(
+    work: Annotated[Path, typer.Option(help="Work directory (after generate).")] = Path("work"),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8765,
+    reviewer: Annotated[str | None, typer.Option(
+        help="Name decisions are signed with (default $QAGEN_REVIEWER or the login).")] = None,
+) -> None:
+    """Serve the curators' review page on 127.0.0.1: listen, accept / reject / edit pairs."""
+    from qagen.review import serve
+    from qagen.workdir import WorkDir
+
+    out.print(f"review {work} at http://127.0.0.1:{port}/ (Ctrl+C stops)")
+    serve(WorkDir(work), port=port, reviewer=reviewer)
+
+
 @app.command("demo-corpus")
 def demo_corpus(
     out_dir: Annotated[Path, typer.Argument(help="Where to write the corpus.")],
