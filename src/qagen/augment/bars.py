@@ -72,3 +72,101 @@ def align_bar_phase(
     if best == 0 or counts[best] < min_changes or counts[best] < margin * max(counts[0], 1):
         return list(beats)
     return [(float(t), int((p - 1 - best) % meter) + 1) for t, p in zip(times, pos, strict=True)]
+
+
+#: How late the chord recogniser reports a change (median over the hard set's dev half, s).
+CHORD_LATENCY_S = 0.11
+#: Harmonic periods tried, in tracker beats (2: bars of two beats ... 8: two bars of four).
+HARMONIC_PERIODS = (2, 3, 4, 6, 8)
+
+
+def harmonic_period(
+    beat_times: Sequence[float], change_times: Sequence[float], *, min_changes: int = 4,
+    min_strength: float = 0.7, latency_s: float = CHORD_LATENCY_S,
+) -> tuple[int | None, int, float]:
+    """How many tracker beats one harmonic bar spans: the bar length the chords imply.
+
+    Why: the downbeat tracker only knows bars of 3 or 4 of *its* beats, so it cannot see
+    6/8 (two dotted-quarter beats of three eighths) nor a tempo tracked at half or double
+    the notated beat. Chords change on bar lines; the period (in tracker beats) at which
+    the changes fall on one phase — 6 for 6/8 tracked in eighths, 2 for a bar tracked at
+    half time — says which level the bar really has (8, two bars, is reported but not
+    acted on: see :func:`metrical_reading`).
+
+    Each change, moved back by the recogniser's latency, gets a fractional beat index
+    (interpolated between tracker beats); its phase at period P is index mod P. The
+    period is the longest P whose phases cluster (mean resultant length ≥
+    ``min_strength``); a longer period that merely repeats a shorter one is not chosen
+    because its phases split between two clusters.
+
+    Returns
+    -------
+    tuple[int | None, int, float]
+        (period in beats or None when there are too few changes or none cluster, the beat
+        index (mod period) where harmonic bars start, the cluster's strength 0..1).
+    """
+    times = np.asarray(beat_times, dtype=np.float64)
+    if times.size < 8 or len(change_times) < min_changes:
+        return None, 0, 0.0
+    shifted = np.asarray(change_times, dtype=np.float64) - latency_s
+    inside = (shifted >= times[0]) & (shifted <= times[-1])
+    if int(inside.sum()) < min_changes:
+        return None, 0, 0.0
+    idx = np.interp(shifted[inside], times, np.arange(times.size, dtype=np.float64))
+    best: tuple[int | None, int, float] = (None, 0, 0.0)
+    for period in HARMONIC_PERIODS:
+        vec = np.exp(2j * np.pi * idx / period).mean()
+        strength = float(abs(vec))
+        if strength >= min_strength:
+            phase = round(float(np.angle(vec)) / (2 * np.pi) * period) % period
+            best = (period, phase, round(strength, 4))
+    return best
+
+
+def metrical_reading(
+    tracker_meter: int, period: int | None, *, triplets: float = 0.0, duplets: float = 0.0,
+    min_triplets: float = 0.15,
+) -> tuple[float, int, str] | None:
+    """What a harmonic period means for the notated beat, given the tracker's bar length.
+
+    Returns (factor on the tracker's tempo, beats per bar at that tempo, time signature),
+    or None when the chords add nothing to the tracker's own reading. Bars of 3 or 4 beats
+    (2 dotted-quarter beats in 6/8) are taken as the notated level — the convention of the
+    hard set's truth — so a harmonic bar of 2 tracker beats means the tracker counted half
+    time — unless the beat divides in three (``triplets``, the
+    onsets' periodicity at 3× the tracker's tempo, above ``duplets`` at 2×): then the
+    tracker's beat is the dotted quarter of 6/8 (on the dev data: 0.28–0.39 against
+    ≤ 0.10 in 6/8 with drums; below 0 in every half-time 4/4).
+    """
+    if period is None:
+        return None
+    if period == 6:  # six tracker beats a bar: compound if it grouped them in threes
+        return (1 / 3, 2, "6/8") if tracker_meter == 3 else (0.5, 3, "3/4")
+    if period == 2 and tracker_meter == 4:
+        if triplets >= min_triplets and triplets > duplets:
+            return 1.0, 2, "6/8"
+        return 2.0, 4, "4/4"
+    # A period of 8 (chords every two bars of the tracker) is left alone: it is as often a
+    # two-bar harmonic rhythm at the right tempo (a real country song) as double time.
+    return None
+
+
+def regrid_beats(
+    beat_times: Sequence[float], *, factor: float, period: int, phase: int,
+) -> tuple[list[float], list[float]]:
+    """Beats and downbeats at ``factor`` × the tracker's tempo, bars starting at ``phase``.
+
+    ``period`` and ``phase`` are in tracker beats (from :func:`harmonic_period`): bar lines
+    fall on tracker beats whose index ≡ phase (mod period). A factor of 2 inserts the
+    midpoint of every tracker beat; 1/2 and 1/3 keep every 2nd / 3rd beat from the bar line.
+    """
+    times = np.asarray(beat_times, dtype=np.float64)
+    idx = np.arange(times.size)
+    downbeats = times[(idx - phase) % period == 0]
+    if factor >= 2:
+        mids = (times[:-1] + times[1:]) / 2
+        beats = np.sort(np.concatenate([times, mids]))
+    else:
+        step = round(1 / factor)
+        beats = times[(idx - phase) % step == 0]
+    return ([round(float(t), 3) for t in beats], [round(float(t), 3) for t in downbeats])

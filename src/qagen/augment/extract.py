@@ -19,7 +19,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from qagen.audio import load_audio
-from qagen.augment.bars import align_bar_phase, chord_change_times
+from qagen.augment.bars import (
+    align_bar_phase,
+    chord_change_times,
+    harmonic_period,
+    metrical_reading,
+    regrid_beats,
+)
 from qagen.augment.chords import chord_segments
 from qagen.augment.key import KEY_LABELS, decide_key
 from qagen.augment.loudness import estimate_loudness
@@ -28,6 +34,7 @@ from qagen.augment.musicness import (
     decide_music,
     estimate_pitch_grid,
     periodicity_profile,
+    profile_at,
     pulse_strength,
 )
 from qagen.augment.tempo import decide_tempo
@@ -186,9 +193,19 @@ def decide_features(
     beat_times = np.asarray([t for t, _ in m.beats], dtype=np.float64)
     beats_bpm = float(60.0 / np.median(np.diff(beat_times))) if len(beat_times) > 2 else None
     tcn_bpm = float(tempi[0, 0]) if len(tempi) else None
+    changes = chord_change_times(m.chords)
+    period, phase, strength = harmonic_period(beat_times, changes)
+    reading = None
+    if m.beats and beats_bpm:
+        reading = metrical_reading(
+            max(p for _, p in m.beats), period,
+            triplets=profile_at(m.onset_acf, 3 * beats_bpm) if m.onset_acf else 0.0,
+            duplets=profile_at(m.onset_acf, 2 * beats_bpm) if m.onset_acf else 0.0)
+    harmonic_bpm = beats_bpm * reading[0] if reading and beats_bpm else None
     if config.tempo_octave_decision:
         tempo = decide_tempo(tempi, beats_bpm=beats_bpm, librosa_bpm=m.librosa_bpm,
-                             onset_profile=m.onset_acf)
+                             onset_profile=m.onset_acf, harmonic_bpm=harmonic_bpm,
+                             harmonic_strength=strength)
         tempo_bpm, tempo_conf, agreement = tempo.bpm, tempo.confidence, tempo.agreement
         alternatives = [TempoAlternative(bpm=b, weight=w) for b, w in tempo.alternatives]
     else:
@@ -197,7 +214,23 @@ def decide_features(
         agreement = TempoAgreement.single
         alternatives = []
     meter, meter_conf = _meter(m)
-    beats = align_bar_phase(m.beats, chord_change_times(m.chords))
+    time_signature = f"{meter}/4" if meter else None
+    if (reading and period and harmonic_bpm and tempo_bpm
+            and abs(tempo_bpm - harmonic_bpm) <= 0.04 * harmonic_bpm):
+        # The chords moved the beat to another level (6/8, or half/double time): beats,
+        # downbeats and meter follow it.
+        factor, meter, time_signature = reading
+        meter_conf = round(min(strength, tempo_conf or 1.0), 4)
+        beat_list, downbeats = regrid_beats(beat_times, factor=factor, period=period,
+                                            phase=phase)
+    elif period is not None and period == meter:
+        # The chords keep the tracker's bar length: their phase (latency-corrected, beats
+        # of any length) places the bar lines, also where the tracker took beat 3 for 1.
+        beat_list, downbeats = regrid_beats(beat_times, factor=1.0, period=period,
+                                            phase=phase)
+    else:
+        beat_list = [t for t, _ in m.beats]
+        downbeats = [t for t, p in align_bar_phase(m.beats, changes) if p == 1]
     provisional = chord_segments(m.chords, key=None, min_duration_s=config.chord_min_s)
     key = decide_key(np.asarray(m.key_probs), provisional if config.key_from_chords else [])
     trail = {
@@ -213,8 +246,8 @@ def decide_features(
     return ClipFeatures(
         **base, **trail, tempo_alternatives=alternatives,
         tempo_bpm=tempo_bpm, tempo_confidence=tempo_conf, tempo_agreement=agreement,
-        beats=[t for t, _ in m.beats], downbeats=[t for t, p in beats if p == 1],
-        meter=meter, meter_confidence=meter_conf,
+        beats=beat_list, downbeats=downbeats,
+        meter=meter, meter_confidence=meter_conf, time_signature=time_signature,
         key=key.key, key_confidence=key.confidence,
         chords=chord_segments(m.chords, key=key.key, min_duration_s=config.chord_min_s),
     )

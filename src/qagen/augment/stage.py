@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 STAGE = "augment"
 #: Bump when ClipFeatures change for the same audio, config and extractor versions.
-STAGE_VERSION = "2"  # 2: is_music + withheld answers, tempo_alternatives, new weights
+STAGE_VERSION = "3"  # 3: meter from the chords' bar period (6/8, half/double time), time_signature
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMBA_NUM_THREADS")
 

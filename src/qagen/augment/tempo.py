@@ -42,6 +42,11 @@ class TempoWeights:
     prior_width_octaves: float = 1.5
     onsets: float = 1.0  # × onset-envelope autocorrelation at the candidate's beat period
     sharpness: float = 4.0  # softmax temperature turning scores into weights
+    # × strength of the chords' bar period (bars.harmonic_period): the level at which the
+    # harmonic bar holds 3–4 beats (2 dotted quarters in 6/8) is the notated one. Tuned on
+    # the dev half: it must outvote the tracker + TCN + librosa when all three count half
+    # time, the only evidence in the audio being how often the chords change.
+    harmony: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ def _histogram_mass(tempi: np.ndarray, bpm: float) -> float:
 def decide_tempo(
     tcn_tempi: np.ndarray, *, beats_bpm: float | None, librosa_bpm: float | None,
     onset_profile: list[float] | None = None, weights: TempoWeights | None = None,
+    harmonic_bpm: float | None = None, harmonic_strength: float = 0.0,
 ) -> TempoDecision:
     """Choose the tempo among the octaves of every estimator's answer.
 
@@ -103,6 +109,9 @@ def decide_tempo(
         60 / median beat gap of the beat tracker, and librosa's tempo (None if absent).
     onset_profile
         The onset envelope's autocorrelation on ``musicness.PROFILE_BPM`` (empty: unused).
+    harmonic_bpm, harmonic_strength
+        The tempo at which the chords' bar period holds a plausible bar (``bars``), and how
+        clearly the changes keep that period (0..1); a candidate of its own.
 
     Returns
     -------
@@ -118,6 +127,8 @@ def decide_tempo(
     if not estimates:
         return TempoDecision(bpm=None, confidence=None, agreement=None)
     candidates: list[float] = []
+    if harmonic_bpm is not None and MIN_BPM <= harmonic_bpm <= MAX_BPM:
+        candidates.append(harmonic_bpm)
     for est in estimates:
         for factor in (0.5, 1.0, 2.0):
             c = est * factor
@@ -130,6 +141,8 @@ def decide_tempo(
             score += w.beat_tracker
         if librosa_bpm and _close(librosa_bpm, c):
             score += w.librosa
+        if harmonic_bpm and _close(harmonic_bpm, c):
+            score += w.harmony * harmonic_strength
         z = math.log2(c / w.prior_centre_bpm) / w.prior_width_octaves
         score += w.prior * math.exp(-0.5 * z * z)
         if onset_profile:

@@ -98,7 +98,12 @@ class ClipFeatures(BaseModel):
 
     beats: list[float] = Field(default_factory=list)
     downbeats: list[float] = Field(default_factory=list)
-    meter: int | None = Field(default=None, description="Beats per bar (3 or 4).")
+    meter: int | None = Field(
+        default=None, description="Beats per bar at the reported tempo: 3 or 4, or 2 in 6/8 "
+        "(two dotted-quarter beats, the level tempo_bpm counts).")
+    time_signature: str | None = Field(
+        default=None, description="'3/4', '4/4' or '6/8' (compound: the beat is a dotted "
+        "quarter of three eighths; tempo_alternatives carry the eighth-note level).")
     meter_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
 
     key: str | None = Field(default=None, description="mir_eval style: 'D minor', 'Bb major'.")

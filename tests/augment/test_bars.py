@@ -1,0 +1,85 @@
+"""The bar-level rules: the chords' bar period decides 6/8 and half/double time."""
+
+import numpy as np
+import pytest
+
+from qagen.augment.bars import harmonic_period, metrical_reading, regrid_beats
+from qagen.augment.tempo import decide_tempo
+
+LATE_S = 0.1  # the chord recogniser reports changes about this late
+
+
+def grid(bpm: float, n: int) -> list[float]:
+    return [round(k * 60.0 / bpm, 4) for k in range(n)]
+
+
+def changes_every(beats: list[float], period: int, *, phase: int = 0) -> list[float]:
+    return [t + LATE_S for i, t in enumerate(beats) if i % period == phase and i > 0]
+
+
+def test_6_8_tracked_in_eighths_has_a_period_of_six() -> None:
+    # 6/8 at 58 dotted-quarter BPM: the tracker counts eighths (174 BPM) in threes.
+    beats = grid(174.0, 60)
+    period, phase, strength = harmonic_period(beats, changes_every(beats, 6))
+    assert (period, phase) == (6, 0)
+    assert strength > 0.9
+    assert metrical_reading(3, period) == (pytest.approx(1 / 3), 2, "6/8")
+
+
+def test_3_4_with_chords_every_bar_keeps_its_period() -> None:
+    beats = grid(150.0, 60)
+    period, _, _ = harmonic_period(beats, changes_every(beats, 3))
+    assert period == 3
+    assert metrical_reading(3, period) is None
+
+
+@pytest.mark.parametrize(("triplets", "duplets", "reading"), [
+    (-0.15, 0.4, (2.0, 4, "4/4")),  # half-time 4/4: hats divide the felt beat in two
+    (0.35, -0.1, (1.0, 2, "6/8")),  # 6/8 tracked at the dotted quarter: beats divide in three
+])
+def test_bars_of_two_tracker_beats(triplets: float, duplets: float,
+                                   reading: tuple[float, int, str]) -> None:
+    beats = grid(83.0, 40)
+    period, _, _ = harmonic_period(beats, changes_every(beats, 2, phase=1))
+    assert period == 2
+    assert metrical_reading(4, period, triplets=triplets, duplets=duplets) == reading
+
+
+def test_a_tracker_at_double_time_sees_a_period_of_eight() -> None:
+    beats = grid(144.0, 64)
+    period, phase, _ = harmonic_period(beats, changes_every(beats, 8, phase=3))
+    assert (period, phase) == (8, 3)
+    # Two-bar harmonic rhythm is as common as double time: the tempo is left to the rest.
+    assert metrical_reading(4, period) is None
+
+
+def test_too_few_or_scattered_changes_say_nothing() -> None:
+    beats = grid(120.0, 40)
+    assert harmonic_period(beats, [1.0, 3.0])[0] is None
+    rng = np.random.default_rng(0)
+    scattered = sorted(rng.uniform(0.5, 19.0, 12).tolist())
+    assert harmonic_period(beats, scattered)[0] is None
+
+
+def test_regrid_to_dotted_quarters_and_to_double_time() -> None:
+    beats = grid(180.0, 12)
+    dq, down = regrid_beats(beats, factor=1 / 3, period=6, phase=0)
+    assert dq == [beats[i] for i in (0, 3, 6, 9)]
+    assert down == [beats[i] for i in (0, 6)]
+    doubled, down2 = regrid_beats(beats[:4], factor=2.0, period=2, phase=1)
+    assert len(doubled) == 7
+    assert doubled[1] == pytest.approx((beats[0] + beats[1]) / 2, abs=1e-3)
+    assert down2 == pytest.approx([beats[1], beats[3]], abs=1e-3)
+
+
+def test_the_chords_outvote_estimators_that_all_count_half_time() -> None:
+    # Measured shape of a half-time 4/4 at 167 BPM: TCN, tracker and librosa all say ~83.
+    tempi = np.array([[83.8, 0.6], [41.9, 0.2], [166.0, 0.1]])
+    plain = decide_tempo(tempi, beats_bpm=83.3, librosa_bpm=83.4)
+    with_chords = decide_tempo(tempi, beats_bpm=83.3, librosa_bpm=83.4, harmonic_bpm=166.7,
+                               harmonic_strength=0.97)
+    assert plain.bpm == pytest.approx(83.8, abs=0.5)
+    assert with_chords.bpm == pytest.approx(166.0, rel=0.04)
+    # The other level stays among the alternatives, and the confidence shows the doubt.
+    assert any(abs(b - 83.5) < 2 for b, _ in with_chords.alternatives)
+    assert with_chords.confidence < plain.confidence
