@@ -83,3 +83,19 @@ def test_the_chords_outvote_estimators_that_all_count_half_time() -> None:
     # The other level stays among the alternatives, and the confidence shows the doubt.
     assert any(abs(b - 83.5) < 2 for b, _ in with_chords.alternatives)
     assert with_chords.confidence < plain.confidence
+
+
+def test_a_level_chosen_from_the_chords_leaves_the_other_level_a_share() -> None:
+    from qagen.augment.tempo import LEVEL_DOUBT, with_level_doubt
+
+    # 6/8 at 58: chosen dotted quarter, the tracker counted eighths (176 BPM).
+    tempi = np.array([[57.6, 0.7], [174.0, 0.2]])
+    chosen = decide_tempo(tempi, beats_bpm=176.5, librosa_bpm=172.3, harmonic_bpm=58.8,
+                          harmonic_strength=0.98)
+    hedged = with_level_doubt(chosen, 176.5)
+    assert hedged.bpm == chosen.bpm
+    weights = dict(hedged.alternatives)
+    assert weights[176.47 if 176.47 in weights else 176.5] >= LEVEL_DOUBT - 1e-6
+    assert hedged.confidence == pytest.approx(weights[hedged.bpm])
+    assert hedged.confidence <= 1 - LEVEL_DOUBT + 1e-6
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)

@@ -128,3 +128,12 @@ def test_key_confidence_is_lower_when_the_chords_are_ambiguous() -> None:
     ambiguous = decide_key(probs, segs("F:maj", "G:maj") * 4)
     assert clear.key == "C major"
     assert clear.confidence > ambiguous.confidence
+
+
+def test_a_natural_minor_loop_beats_its_relative_major() -> None:
+    # Measured shape on the hard set: i–VI–III–VII loops (no V, no leading tone) in G minor,
+    # the CNN confident of Bb major; the tonic is the chord heard most often.
+    probs = probs_for(Bb_major=0.9, G_minor=0.015)
+    chords = segs("G:min", "D#:maj", "A#:maj", "F:maj") * 3 + segs("G:min")
+    decision = decide_key(probs, chords)
+    assert (decision.key, decision.cnn_key) == ("G minor", "Bb major")

@@ -37,7 +37,7 @@ from qagen.augment.musicness import (
     profile_at,
     pulse_strength,
 )
-from qagen.augment.tempo import decide_tempo
+from qagen.augment.tempo import MAX_BPM, decide_tempo, with_level_doubt
 from qagen.config import AugmentConfig
 from qagen.paths import safe_join
 from qagen.records import Clip, ClipFeatures, FeatureStatus
@@ -202,10 +202,19 @@ def decide_features(
             triplets=profile_at(m.onset_acf, 3 * beats_bpm) if m.onset_acf else 0.0,
             duplets=profile_at(m.onset_acf, 2 * beats_bpm) if m.onset_acf else 0.0)
     harmonic_bpm = beats_bpm * reading[0] if reading and beats_bpm else None
+    at_harmonic_level = False
     if config.tempo_octave_decision:
         tempo = decide_tempo(tempi, beats_bpm=beats_bpm, librosa_bpm=m.librosa_bpm,
                              onset_profile=m.onset_acf, harmonic_bpm=harmonic_bpm,
                              harmonic_strength=strength)
+        at_harmonic_level = bool(reading and harmonic_bpm and tempo.bpm
+                                 and abs(tempo.bpm - harmonic_bpm) <= 0.04 * harmonic_bpm)
+        if at_harmonic_level and reading and beats_bpm:
+            # The other metrical level keeps a real share: the tracker's own (eighths in
+            # 6/8 tracked in eighths, the half-time beat), else the eighths of a 6/8 beat.
+            other = beats_bpm if reading[0] != 1.0 else 3 * beats_bpm
+            if other <= MAX_BPM or reading[0] != 1.0:
+                tempo = with_level_doubt(tempo, other)
         tempo_bpm, tempo_conf, agreement = tempo.bpm, tempo.confidence, tempo.agreement
         alternatives = [TempoAlternative(bpm=b, weight=w) for b, w in tempo.alternatives]
     else:
@@ -215,8 +224,7 @@ def decide_features(
         alternatives = []
     meter, meter_conf = _meter(m)
     time_signature = f"{meter}/4" if meter else None
-    if (reading and period and harmonic_bpm and tempo_bpm
-            and abs(tempo_bpm - harmonic_bpm) <= 0.04 * harmonic_bpm):
+    if reading and period and at_harmonic_level:
         # The chords moved the beat to another level (6/8, or half/double time): beats,
         # downbeats and meter follow it.
         factor, meter, time_signature = reading
