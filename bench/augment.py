@@ -8,7 +8,7 @@ pool that loads madmom's processors and runs them on each decoded clip. Printed 
 seconds summed over clips ÷ workers), and the stage/bare ratios (goal ≥ 0.9), peak memory,
 and the accuracy of the stage's decisions against bare madmom's answers.
 
-    python bench/augment.py [--workers 2] [--out bench-out/augment]
+    python bench/augment.py [--workers 2] [--clips 100] [--out bench-out/augment]
 """
 
 from __future__ import annotations
@@ -114,10 +114,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench-out/augment"))
+    parser.add_argument("--clips", type=int, default=None,
+                        help="Sample this many demo clips (qagen demo-corpus --clips) instead "
+                             "of the 26-clip table.")
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
-    corpus = write_demo_corpus(args.out / "demo")
+    corpus = (write_demo_corpus(args.out / "demo") if args.clips is None
+              else write_demo_corpus(args.out / "demo", clips=args.clips))
     work = WorkDir(args.out / "work")
     shutil.rmtree(work.root, ignore_errors=True)
     for source, root in corpus.sources.items():

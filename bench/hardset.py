@@ -96,6 +96,7 @@ def decide_all(measurements: dict, clips: dict) -> dict:
 def table(title: str, scores) -> str:
     rows = [("tempo Acc1 / bare TCN", scores.tempo_acc1, scores.tempo_acc1_tcn_only),
             ("tempo Acc2 / bare TCN", scores.tempo_acc2, scores.tempo_acc2_tcn_only),
+            ("  librosa Acc1 / Acc2", scores.tempo_acc1_librosa, scores.tempo_acc2_librosa),
             ("key weighted / bare CNN", scores.key_weighted, scores.key_weighted_cnn_only),
             ("chords majmin", scores.chords_majmin, None),
             ("beat F", scores.beat_f, None), ("downbeat F", scores.downbeat_f, None),

@@ -29,6 +29,8 @@ class AugmentScores(BaseModel):
     tempo_acc2: float
     tempo_acc1_tcn_only: float = Field(description="Bare madmom TCN tempo, Acc1.")
     tempo_acc2_tcn_only: float
+    tempo_acc1_librosa: float = Field(default=0.0, description="librosa.feature.tempo, Acc1.")
+    tempo_acc2_librosa: float = 0.0
     key_weighted: float = Field(description="MIREX weighted key score.")
     key_weighted_cnn_only: float = Field(description="Bare madmom key CNN.")
     key_exact: float
@@ -93,8 +95,8 @@ def score_features(truth_rows: Iterable[dict], features: dict[str, ClipFeatures]
     import mir_eval
 
     sums: dict[str, list[float]] = {k: [] for k in (
-        "t1", "t2", "t1b", "t2b", "key", "keyb", "keyx", "beat", "down", "meter", "music",
-        "withheld")}
+        "t1", "t2", "t1b", "t2b", "t1l", "t2l", "key", "keyb", "keyx", "beat", "down", "meter",
+        "music", "withheld")}
     chord_num = chord_den = 0.0
     n_chords = 0
     per_clip = []
@@ -118,6 +120,8 @@ def score_features(truth_rows: Iterable[dict], features: dict[str, ClipFeatures]
             if row.get("tempo_bpm") is not None:
                 values["t1"], values["t2"] = tempo_acc(feat.tempo_bpm, row["tempo_bpm"])
                 values["t1b"], values["t2b"] = tempo_acc(feat.tempo_tcn_bpm, row["tempo_bpm"])
+                values["t1l"], values["t2l"] = tempo_acc(feat.tempo_librosa_bpm,
+                                                         row["tempo_bpm"])
                 clip |= {"tempo_ref": row["tempo_bpm"], "tempo_est": feat.tempo_bpm,
                          "tempo_tcn": feat.tempo_tcn_bpm, "tempo_beats": feat.tempo_beats_bpm,
                          "tempo_librosa": feat.tempo_librosa_bpm,
@@ -154,6 +158,7 @@ def score_features(truth_rows: Iterable[dict], features: dict[str, ClipFeatures]
     return AugmentScores(
         clips_scored=len(per_clip), clips_missing=missing, tempo_acc1=mean("t1"),
         tempo_acc2=mean("t2"), tempo_acc1_tcn_only=mean("t1b"), tempo_acc2_tcn_only=mean("t2b"),
+        tempo_acc1_librosa=mean("t1l"), tempo_acc2_librosa=mean("t2l"),
         key_weighted=mean("key"), key_weighted_cnn_only=mean("keyb"), key_exact=mean("keyx"),
         chords_majmin=round(chord_num / chord_den, 4) if chord_den else 0.0,
         beat_f=mean("beat"), downbeat_f=mean("down"), meter_accuracy=mean("meter"),

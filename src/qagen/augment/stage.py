@@ -113,11 +113,13 @@ def _init_worker(analyser: ClipAnalyser, lock_path: Path) -> None:
         os.environ[var] = "1"
     _WORKER["analyser"] = analyser
     analyser.models  # noqa: B018 - load the networks once, before the first clip
-    if analyser.config.use_librosa_tempo:
+    if analyser.config.use_librosa_tempo and not librosa_cache_warm():
         import fcntl
 
         # One worker at a time warms librosa's numba cache: a cold parallel compile once
         # corrupted it and beat tracking then segfaulted (FACTS.md). Later ones hit the cache.
+        # Once warm, workers load the kernels at their first clip, side by side (queueing
+        # them here cost every run ~1.3 s of one worker's start).
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with lock_path.open("w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -151,6 +153,19 @@ def _survives_pickling(exc: BaseException) -> bool:
     except Exception:  # any failure to rebuild it counts: unpickling runs arbitrary __init__
         return False
     return True
+
+
+def librosa_cache_warm() -> bool:
+    """Whether librosa's numba kernels are already compiled to disk (``*.nbi`` index files
+    in its package or in ``NUMBA_CACHE_DIR``), found without importing librosa."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("librosa")
+    places = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        places.append(Path(os.environ["NUMBA_CACHE_DIR"]))
+    return any(next(place.rglob("*.nbi"), None) is not None for place in places
+               if place.is_dir())
 
 
 def warm_librosa() -> None:
