@@ -533,12 +533,15 @@ def demo_corpus(
     sources: Annotated[str | None, typer.Option(help="Comma-separated sources.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     force: Annotated[bool, typer.Option(help="Re-render even if up to date.")] = False,
+    clips: Annotated[int | None, typer.Option(
+        min=1, help="Sample this many clips (every key, 60–200 BPM, 3/4 and 4/4) instead of "
+                    "the 26-clip table; they are shared by the chosen sources.")] = None,
 ) -> None:
     """Synthesise the demo corpus (known tempo/meter/key/chords) in every native layout."""
     from qagen.stages import write_demo_corpus
 
     chosen = [s.strip() for s in sources.split(",")] if sources else None
-    corpus = write_demo_corpus(out_dir, sources=chosen, seed=seed, force=force)
+    corpus = write_demo_corpus(out_dir, sources=chosen, seed=seed, force=force, clips=clips)
     verb = "reused" if corpus.reused else "wrote"
     out.print(f"{verb} {corpus.clips} clips under {corpus.root}; truth: {corpus.truth_path}")
     for name, path in corpus.sources.items():

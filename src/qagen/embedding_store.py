@@ -173,5 +173,10 @@ class EmbeddingStore:
         """The encoder(s) that made the stored embeddings (for model cards)."""
         return ",".join(sorted({r.encoder for r in self._rows.values()})) or None
 
+    @property
+    def encoder_random_init(self) -> bool:
+        """Whether any stored embedding came from random weights (carries no music)."""
+        return any(r.random_init for r in self._rows.values())
+
     def __len__(self) -> int:
         return len(self.clip_ids())

@@ -21,7 +21,7 @@ from qagen.train.stage import train
 
 def write_demo_corpus(
     out: Path, *, sources: Sequence[str] | None = None, seed: int = 0, sr: int = 44100,
-    force: bool = False,
+    force: bool = False, clips: int | None = None,
 ) -> DemoCorpus:
     """Render (or reuse) the demo corpus in the native layout of every source the plan covers.
 
@@ -35,7 +35,8 @@ def write_demo_corpus(
         If ``sources`` names a source the plan has no clips for.
     """
     writers = {name: get_source(name) for name in list_sources()}
-    return write_corpus(out, writers=writers, sources=sources, seed=seed, sr=sr, force=force)
+    return write_corpus(out, writers=writers, sources=sources, seed=seed, sr=sr, force=force,
+                        clips=clips)
 
 
 __all__ = [

@@ -52,3 +52,18 @@ def test_a_second_build_reuses_the_corpus(corpus: Path) -> None:
     again = write_demo_corpus(corpus)
     assert again.reused and again.clips == 26
     assert (corpus / "truth.jsonl").stat().st_mtime_ns == before
+
+
+def test_clips_n_renders_a_sampled_corpus_that_its_ingester_reads(tmp_path: Path) -> None:
+    from qagen.errors import ConfigError
+
+    out = tmp_path / "sampled"
+    corpus = write_demo_corpus(out, clips=5, sources=["musiccaps", "audiofolder"])
+    assert corpus.clips == 5 and set(corpus.sources) == {"musiccaps", "audiofolder"}
+    work = WorkDir(tmp_path / "w")
+    counts = {s: ingest(s, out / s, work=work).items_out for s in corpus.sources}
+    assert counts == {"musiccaps": 3, "audiofolder": 2}
+    assert not write_demo_corpus(out, clips=6, sources=["musiccaps", "audiofolder"]).reused
+    assert write_demo_corpus(out, clips=6, sources=["musiccaps", "audiofolder"]).reused
+    with pytest.raises(ConfigError, match="no clips for"):
+        write_demo_corpus(tmp_path / "x", clips=3, sources=["nosuch"])

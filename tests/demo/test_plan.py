@@ -119,3 +119,34 @@ def test_tempo_words_follow_the_tempo(specs: list[ClipSpec]) -> None:
             assert "fast" in clip.tags and "fast tempo" in clip.aspects
         else:
             assert "medium tempo" in clip.aspects
+
+
+def test_a_sampled_plan_covers_every_key_both_meters_and_the_tempo_range() -> None:
+    plan = corpus_plan(clips=96, sources=["musiccaps", "mtt"])
+    specs = [s for group in plan.values() for s in group]
+    assert [len(plan["musiccaps"]), len(plan["mtt"])] == [48, 48]
+    assert len({s.name for s in specs}) == 96
+    assert all(s.duration_s == 10.0 for s in plan["musiccaps"])
+    assert all(s.duration_s == 29.1 for s in plan["mtt"])
+    # Every block of 24 consecutive clips (in draw order) holds each key once.
+    ordered = sorted(specs, key=lambda s: s.name.rsplit("gen", 1)[1])
+    for start in range(0, 96, 24):
+        assert len({s.key for s in ordered[start: start + 24]}) == 24
+    tempi = [s.tempo_bpm for s in specs]
+    assert 60 <= min(tempi) < 70 and 180 < max(tempi) <= 200
+    assert 20 <= sum(s.beats_per_bar == 3 for s in specs) <= 60
+    assert 0 < sum(s.has_drums for s in specs) < 96
+
+
+def test_a_sampled_plan_is_seeded() -> None:
+    a = corpus_plan(clips=30, sources=["fma"])
+    assert a == corpus_plan(clips=30, sources=["fma"])
+    b = corpus_plan(clips=30, seed=1, sources=["fma"])
+    assert [s.tempo_bpm for s in a["fma"]] != [s.tempo_bpm for s in b["fma"]]
+
+
+def test_a_sampled_plan_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="≥ 1"):
+        corpus_plan(clips=0, sources=["fma"])
+    with pytest.raises(ValueError, match="no demo source"):
+        corpus_plan(clips=3, sources=["nosuch"])

@@ -103,3 +103,31 @@ def test_batches_are_a_seeded_stateless_shuffle() -> None:
     assert batch_indices(n, seed=3, batch_size=bs, index=2) == seen[8:12]
     assert seen != [i for k in range(5) for i in batch_indices(n, seed=4, batch_size=bs, index=k)]
     assert np.unique(seen[:10]).size == 10
+
+
+def test_a_run_learns_from_the_kinds_it_names_only(tiny_lm: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from qagen.train.config import TrainConfig
+    from qagen.train.evaluate import plan_evaluation
+
+    root, ids = write_qa_work(tmp_path, clips=8)
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    source = InMemoryEmbeddings(random_embeddings(ids))
+
+    def build(kinds: frozenset[str] | None) -> tuple[int, dict[str, int]]:
+        data = build_examples(load_pairs(root / "qa"), tokenizer=tok, embeddings=source,
+                              kind="layers", max_len=128, eval_fraction=0.2, qa_kinds=kinds)
+        return len(data.train) + len(data.eval), data.counts.skipped
+
+    key_only = TrainConfig(qa_kinds=["key"]).trained_kinds()
+    assert key_only == frozenset({"key"}) and TrainConfig().trained_kinds() is None
+    assert build(key_only) == (0, {"kind_not_trained": 16})  # every pair is a description
+    assert build(frozenset({"key", "description"})) == (16, {})
+    assert TrainConfig(qa_kinds=["key"]).fingerprint() != TrainConfig().fingerprint()
+    shards = {"demo-00000": root / "qa" / "qa-demo-00000.parquet"}
+    held_out = set(ids[:4])
+    plans = [plan_evaluation(shards, held_out=held_out, kind="layers", source=source,
+                             max_pairs=None, shuffled=True, qa_kinds=k)
+             for k in (None, key_only)]
+    assert sum(map(len, plans[0].chosen.values())) == 8 and plans[1].chosen == {}

@@ -25,6 +25,15 @@ def test_each_fact_is_scored_on_its_own_kind() -> None:
     assert m["mir_instruments_f1"] == 0.5 and m["mir_genre_f1"] == 0.0
 
 
+def test_loose_tempo_forgives_8_percent_and_octaves_not_more() -> None:
+    answers = ["About 111 BPM.", "About 129 BPM.", "About 64 BPM.", "About 105 BPM.",
+               "About 132 BPM."]
+    m = score_mir(answers, [{"tempo_bpm": 120.0}] * 5, ["tempo"] * 5)
+    # 111 and 129 are 7.5 % off, 64 is half of 128 (6.7 % off); 105 and 132 are 12.5 % and
+    # 10 % off: within 8 % only the first three, and none within 4 %.
+    assert m["mir_tempo_octave8"] == 0.6 and m["mir_tempo_acc1"] == 0.0
+
+
 def test_hedged_references_and_other_kinds_are_not_scored() -> None:
     m = score_mir(["It is in A minor.", "It is in A minor."],
                   [{"key": "A minor", "key_alt": "C major"}, {"key": "A minor"}],

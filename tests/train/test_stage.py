@@ -190,6 +190,17 @@ def test_evaluate_writes_predictions_metrics_and_card(tiny_lm: Path, qa) -> None
     again = evaluate(work, run="ev", config=cfg, embeddings=emb, scorer=scorer)
     assert again.reused and eval_facts(again).reused and len(calls) == 3
     assert "another clip's audio" in card
+    assert "### MIR accuracy" in card and "| key accuracy | " in card
+    # A run on random-weight embeddings says it cannot hear.
+    from qagen.records.training import TrainReport
+    from qagen.train.card import render_card
+    from qagen.train.config import TrainConfig
+
+    trained = TrainReport.model_validate_json((run / "report.json").read_text())
+    cfg_t = TrainConfig.model_validate(json.loads((run / "config.json").read_text())["train"])
+    assert "cannot hear" not in render_card(trained, config=cfg_t)
+    random = trained.model_copy(update={"encoder_random_init": True})
+    assert "cannot hear" in render_card(random, config=cfg_t)
 
 
 def test_evaluate_refuses_an_unfinished_run(qa) -> None:  # type: ignore[no-untyped-def]

@@ -66,8 +66,8 @@ def _writer_code(writer: NativeWriter) -> str:
 
 
 def _fingerprint(sources: Sequence[str], writers: Mapping[str, NativeWriter], seed: int,
-                 sr: int) -> str:
-    h = hashlib.sha256(f"{DEMO_VERSION}\x1f{list(sources)}\x1f{seed}\x1f{sr}".encode())
+                 sr: int, clips: int | None) -> str:
+    h = hashlib.sha256(f"{DEMO_VERSION}\x1f{list(sources)}\x1f{seed}\x1f{sr}\x1f{clips}".encode())
     for text in [inspect.getsource(synth), inspect.getsource(plan),
                  *(_writer_code(writers[s]) for s in sources)]:
         h.update(text.encode())
@@ -76,7 +76,7 @@ def _fingerprint(sources: Sequence[str], writers: Mapping[str, NativeWriter], se
 
 def write_corpus(
     out: Path, *, writers: Mapping[str, NativeWriter], sources: Sequence[str] | None = None,
-    seed: int = 0, sr: int = 44100, force: bool = False,
+    seed: int = 0, sr: int = 44100, force: bool = False, clips: int | None = None,
 ) -> DemoCorpus:
     """Render the demo corpus into ``out`` (or reuse the one already there).
 
@@ -86,14 +86,26 @@ def write_corpus(
         Source name → its module (anything with ``write_native``).
     sources
         Sources to write (default: every writer the plan has clips for, in ``writers`` order).
+    clips
+        None: the hand-written 26-clip table. A number: that many sampled clips shared by the
+        chosen sources (:func:`qagen.demo.plan.sampled_plan`), for training runs.
 
     Raises
     ------
     ConfigError
         If ``sources`` names a source the plan has no clips for, or no writer is given for.
     """
-    specs_by_source = plan.corpus_plan(seed=seed)
+    if clips is not None:
+        table = plan.corpus_plan(seed=seed)
+        bad = [s for s in sources or () if s not in table]
+        if bad:
+            raise ConfigError(f"the demo plan has no clips for {bad}; it has {sorted(table)}")
+        if clips < 1:
+            raise ConfigError(f"clips must be ≥ 1, got {clips}")
+        sources = list(sources) if sources else [s for s in writers if s in table]
+    specs_by_source = plan.corpus_plan(seed=seed, clips=clips, sources=sources)
     chosen = list(sources) if sources else [s for s in writers if s in specs_by_source]
+    chosen = [s for s in chosen if s in specs_by_source or clips is None]
     unknown = [s for s in chosen if s not in specs_by_source]
     if unknown:
         raise ConfigError(f"the demo plan has no clips for {unknown}; it has "
@@ -102,7 +114,7 @@ def write_corpus(
     if unwritable:
         raise ConfigError(f"no source module writes {unwritable}; known: {sorted(writers)}")
     out = Path(out)
-    fingerprint = _fingerprint(chosen, writers, seed, sr)
+    fingerprint = _fingerprint(chosen, writers, seed, sr, clips)
     marker = out / MARKER
     if not force and marker.is_file():
         meta = json.loads(marker.read_text(encoding="utf-8"))

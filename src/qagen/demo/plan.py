@@ -15,9 +15,10 @@ its ``test`` clip (for MusicCaps, the AudioSet eval set), so the plan lists a va
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
-from qagen.demo.synth import ClipSpec, render_clip
+from qagen.demo.synth import PITCH_NAMES, ClipSpec, render_clip
 from qagen.records.demo import DemoClip
 
 #: Clip length per source, as each dataset cuts its audio (MTT: 29.1 s clips).
@@ -102,21 +103,28 @@ def _rows() -> dict[str, list[_Row]]:
     }
 
 
-def corpus_plan(*, seed: int = 0) -> dict[str, list[ClipSpec]]:
-    """Every demo clip to render, by source (always the same table; ``seed`` sets the noise).
+def corpus_plan(*, seed: int = 0, clips: int | None = None,
+                sources: Sequence[str] | None = None) -> dict[str, list[ClipSpec]]:
+    """Every demo clip to render, by source.
 
     Parameters
     ----------
     seed
-        Base of the per-clip seeds (drum noise, pluck bursts, saw phases). The notes, and so
-        the truth, do not depend on it.
+        Base of the per-clip seeds (drum noise, pluck bursts, saw phases). For the table the
+        notes, and so the truth, do not depend on it; for a sampled plan it also draws them.
+    clips
+        None: the hand-written table (26 clips). A number: a sampled plan of that many clips
+        (:func:`sampled_plan`), for training runs that need hundreds.
+    sources
+        With ``clips``: the sources that share them (default: every source of the table).
 
     Returns
     -------
     dict
-        ``{source: [ClipSpec, ...]}`` for musiccaps, mtt, fma, musicnet and audiofolder;
-        names are ``<source>-<slug>``, unique across the corpus.
+        ``{source: [ClipSpec, ...]}``; names are ``<source>-<slug>``, unique across the corpus.
     """
+    if clips is not None:
+        return sampled_plan(clips, seed=seed, sources=sources or list(_rows()))
     plan: dict[str, list[ClipSpec]] = {}
     index = 0
     for source, rows in _rows().items():
@@ -131,6 +139,58 @@ def corpus_plan(*, seed: int = 0) -> dict[str, list[ClipSpec]]:
             index += 1
         plan[source] = specs
     return plan
+
+
+#: Maelzel metronome marks from 60 to 200: the tempi a sampled plan draws (a real score's
+#: tempo marking is one of them; neighbours are 3–6 % apart).
+METRONOME_MARKS = (60, 63, 66, 69, 72, 76, 80, 84, 88, 92, 96, 100, 104, 108, 112, 116, 120,
+                   126, 132, 138, 144, 152, 160, 168, 176, 184, 192, 200)
+_SAMPLED_PROGRESSIONS = {
+    "major": (_MAJOR_CADENCE, ["I", "IV", "ii", "V"], ["I", "vi", "IV", "V"],
+              ["I", "ii", "V", "I"]),
+    "minor": (_MINOR_CADENCE, _MINOR_TONIC),
+}
+_TIMBRE_SETS = (["piano"], ["piano", "bass"], ["guitar"], ["guitar", "bass"], ["organ"],
+                ["organ", "bass"], ["strings"], ["strings", "piano"], ["synth", "bass"],
+                ["guitar", "strings", "bass"], ["synth", "strings", "bass"], ["piano", "synth"])
+#: Clip length of a sampled audiofolder clip (the table uses 12–20 s).
+SAMPLED_AUDIOFOLDER_S = 15.0
+
+
+def sampled_plan(n: int, *, seed: int = 0, sources: Sequence[str]) -> dict[str, list[ClipSpec]]:
+    """``n`` clips drawn for training runs: every key (each block of 24 clips holds
+    each of the 24 keys once), tempi from :data:`METRONOME_MARKS` (60–200 BPM), about
+    40 % in 3/4, about 60 % with drums, timbres from a fixed list; clips go to ``sources`` in
+    turn, each at its dataset's clip length.
+
+    The draw is seeded (``seed``) and the progressions are the table's safe ones, so the truth
+    is as reliable as the table's; only coverage changes.
+    """
+    import random
+
+    if n < 1:
+        raise ValueError(f"clips must be ≥ 1, got {n}")
+    unknown = [s for s in sources if s not in _rows()]
+    if unknown:
+        raise ValueError(f"no demo source {unknown}; have {sorted(_rows())}")
+    rng = random.Random(f"qagen-demo-{seed}")
+    keys = [(tonic, mode) for mode in ("major", "minor") for tonic in PITCH_NAMES]
+    rng.shuffle(keys)
+    plan: dict[str, list[ClipSpec]] = {s: [] for s in sources}
+    for i in range(n):
+        source = sources[i % len(sources)]
+        tonic, mode = keys[i % len(keys)]
+        if i % len(keys) == len(keys) - 1:
+            rng.shuffle(keys)
+        bpb = 3 if rng.random() < 0.4 else 4
+        duration = SOURCE_DURATION_S.get(source, SAMPLED_AUDIOFOLDER_S)
+        plan[source].append(ClipSpec(
+            name=f"{source}-gen{i:05d}", tempo_bpm=float(rng.choice(METRONOME_MARKS)),
+            beats_per_bar=bpb, tonic=tonic, mode=mode,  # type: ignore[arg-type]
+            progression=list(rng.choice(_SAMPLED_PROGRESSIONS[mode])),
+            timbres=list(rng.choice(_TIMBRE_SETS)), has_drums=rng.random() < 0.6,
+            duration_s=duration, seed=seed * 100_000 + i))
+    return {s: specs for s, specs in plan.items() if specs}
 
 
 # --------------------------------------------------------------------------- labels

@@ -20,7 +20,9 @@ class EmbedConfig(BaseModel):
     ``encoder`` is a Hugging Face id that is already in the local HF cache
     (``m-a-p/MERT-v1-95M``, ``m-a-p/MERT-v1-330M``), a local folder in HF format, or the
     built-in ``qagen/mert-tiny-random`` (random weights: exercises the real code path, its
-    embeddings mean nothing). Nothing is ever downloaded.
+    embeddings mean nothing), or ``qagen/madmom-features`` (madmom's trained chroma, chord and
+    downbeat networks at 10 Hz: the embedded encoder that carries music; ``sr`` and
+    ``chunk_s`` do not apply to it). Nothing is ever downloaded.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

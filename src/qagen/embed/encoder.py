@@ -10,7 +10,10 @@ kinds of name resolve to such a folder:
 - a Hub id (``m-a-p/MERT-v1-95M``), only when already in the local HF cache: qagen never
   downloads at run time, and says how to fetch it once.
 
-Jukebox (LLark's encoder) is refused with what it would need; there is no silent fallback.
+``qagen/madmom-features`` is not a MERT: madmom's trained chroma, chord and downbeat networks
+(:mod:`qagen.embed.madmom_features`), the embedded encoder that carries music when no MERT
+weights are present. Jukebox (LLark's encoder) is refused with what it would need; there is
+no silent fallback.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import numpy as np
 from qagen.audio import sha256_file
 from qagen.devices import resolve_device
 from qagen.embed.config import TINY_ENCODER
+from qagen.embed.madmom_features import MADMOM_ENCODER, features_identity
+from qagen.embed.madmom_features import models_dir as madmom_models_dir
 from qagen.embed.tiny import PROVENANCE_FILE, tiny_model_dir
 from qagen.errors import ConfigError, MissingDependencyError
 
@@ -70,6 +75,9 @@ def resolve_encoder(
     """
     if name.strip().lower() == "jukebox":
         raise MissingDependencyError(JUKEBOX_MESSAGE)
+    if name == MADMOM_ENCODER:
+        return EncoderSource(name=name, path=madmom_models_dir(), revision=None,
+                             weights_sha256=features_identity(), random_init=False)
     if name == TINY_ENCODER:
         path = tiny_model_dir(cache_root=cache_root)
         return EncoderSource(name=name, path=path, revision=None,

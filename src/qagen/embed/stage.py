@@ -1,5 +1,8 @@
 """The embed stage: every readable clip → MERT hidden states, pooled, in shard arrays.
 
+(Or, with ``encoder="qagen/madmom-features"``, madmom's frame features at 10 Hz, pooled the
+same way: :mod:`qagen.embed.madmom_features`.)
+
 Per clip: decode the window at 24 kHz, cut it into ``chunk_s`` windows, run equal-length
 windows in batches through the encoder, and keep (a) every hidden state mean-pooled over time
 ([layers + 1, hidden], what MU-LLaMA feeds its adapter) and (b) optionally one hidden state
@@ -30,6 +33,12 @@ from pydantic import BaseModel, ConfigDict
 from qagen.audio import load_audio, sha256_file
 from qagen.embed.config import EmbedConfig
 from qagen.embed.encoder import EncoderSource, MertEncoder, load_encoder, resolve_encoder
+from qagen.embed.madmom_features import (
+    MADMOM_ENCODER,
+    NATIVE_FRAME_RATE_HZ,
+    MadmomFeatureEncoder,
+)
+from qagen.embed.madmom_features import SR as MADMOM_SR
 from qagen.embed.pooling import MIN_TAIL_S, chunk_bounds, pool_frames
 from qagen.embedding_store import EmbeddingPaths, write_embedding_index
 from qagen.engine import ArraysSink, ManifestShards, StageReport, run_stage
@@ -139,15 +148,22 @@ class ClipEmbedder:
     source: EncoderSource
     cache_dir: Path | None
     identity: EmbedIdentity
-    _encoder: MertEncoder | None = field(default=None, repr=False)
+    _encoder: MertEncoder | MadmomFeatureEncoder | None = field(default=None, repr=False)
     _threads_before: int | None = field(default=None, repr=False)
 
     @property
-    def encoder(self) -> MertEncoder:
+    def encoder(self) -> MertEncoder | MadmomFeatureEncoder:
         return self.load()
 
-    def load(self) -> MertEncoder:
+    @property
+    def sr(self) -> int:
+        """The rate audio is decoded at: the config's for MERT, 44.1 kHz for madmom."""
+        return encoder_sr(self.source, self.config)
+
+    def load(self) -> MertEncoder | MadmomFeatureEncoder:
         """Set torch's thread count (restored by :meth:`close`) and load the encoder once."""
+        if self._encoder is None and self.source.name == MADMOM_ENCODER:
+            self._encoder = MadmomFeatureEncoder.load()
         if self._encoder is None:
             import torch
 
@@ -185,7 +201,7 @@ class ClipEmbedder:
             return ClipEmbedding(clip=clip, audio_sha256=sha, seconds=seconds, cache_key=key,
                                  cached=True, layers=layers, frames=frames)
         try:
-            y, _ = load_audio(path, sr=self.config.sr, start_s=clip.start_s, end_s=clip.end_s)
+            y, _ = load_audio(path, sr=self.sr, start_s=clip.start_s, end_s=clip.end_s)
         except (OSError, RuntimeError, ValueError) as exc:  # LibsndfileError is a RuntimeError
             return self._reject(clip, EmbedReason.decode_error,
                                 f"{clip.audio_path}: {type(exc).__name__}: {exc}")
@@ -194,16 +210,21 @@ class ClipEmbedder:
                                 f"window {clip.start_s}-{clip.end_s} s")
         if len(y) < self.encoder.min_samples:
             return self._reject(clip, EmbedReason.too_short,
-                                f"{clip.audio_path}: {len(y)} samples at {self.config.sr} Hz, "
+                                f"{clip.audio_path}: {len(y)} samples at {self.sr} Hz, "
                                 f"the encoder needs {self.encoder.min_samples}")
-        layers32, frames32 = embed_audio(np.nan_to_num(y), encoder=self.encoder,
-                                         config=self.config)
+        encoder = self.encoder
+        if isinstance(encoder, MadmomFeatureEncoder):
+            layers32, frames32 = encoder.embed(np.nan_to_num(y),
+                                               frame_rate_hz=self.config.frame_rate_hz)
+        else:
+            layers32, frames32 = embed_audio(np.nan_to_num(y), encoder=encoder,
+                                             config=self.config)
         layers = layers32.astype(self.config.dtype)
         frames = None if frames32 is None else frames32.astype(self.config.dtype)
         if not (np.isfinite(layers).all() and (frames is None or np.isfinite(frames).all())):
             return self._reject(clip, EmbedReason.non_finite,
                                 f"{clip.audio_path}: NaN/inf in the {self.config.dtype} output")
-        seconds = round(len(y) / self.config.sr, 6)
+        seconds = round(len(y) / self.sr, 6)
         self._write_cache(key, layers, frames, seconds)
         return ClipEmbedding(clip=clip, audio_sha256=sha, seconds=seconds, cache_key=key,
                              cached=False, layers=layers, frames=frames)
@@ -310,7 +331,7 @@ def arrays_sink(work: WorkDir, embedder: ClipEmbedder) -> ArraysSink[ClipEmbeddi
             random_init=source.random_init,
             layer="all" if kind is EmbeddingKind.layers else str(config.frame_layer),
             frame_rate_hz=config.frame_rate_hz if kind is EmbeddingKind.frames else None,
-            sr=config.sr, chunk_s=config.chunk_s, audio_sha256=res.audio_sha256,
+            sr=encoder_sr(source, config), chunk_s=config.chunk_s, audio_sha256=res.audio_sha256,
             start_s=res.clip.start_s, end_s=res.clip.end_s, seconds=res.seconds,
             cache_key=res.cache_key)
 
@@ -333,6 +354,15 @@ def check_encoder_config(source: EncoderSource, config: EmbedConfig) -> None:
     ConfigError
         ``frame_rate_hz`` above the encoder's frame rate, or ``frame_layer`` out of range.
     """
+    if source.name == MADMOM_ENCODER:
+        if config.frame_rate_hz is not None and config.frame_rate_hz > NATIVE_FRAME_RATE_HZ:
+            raise ConfigError(f"frame_rate_hz={config.frame_rate_hz} exceeds {MADMOM_ENCODER}'s "
+                              f"{NATIVE_FRAME_RATE_HZ:g} frames/s; choose ≤ "
+                              f"{NATIVE_FRAME_RATE_HZ:g}")
+        if config.frame_layer != "mean":
+            raise ConfigError(f"{MADMOM_ENCODER} has one feature vector per frame, not layers: "
+                              f"frame_layer={config.frame_layer!r} does not apply (use 'mean')")
+        return
     try:
         meta = json.loads((source.path / "config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -348,6 +378,11 @@ def check_encoder_config(source: EncoderSource, config: EmbedConfig) -> None:
         raise ConfigError(f"frame_layer={config.frame_layer} is out of range: "
                           f"{source.name!r} returns {states} hidden states "
                           f"(0..{states - 1}, or negative from the end, or 'mean')")
+
+
+def encoder_sr(source: EncoderSource, config: EmbedConfig) -> int:
+    """The sample rate the encoder hears: madmom's networks are fixed at 44.1 kHz."""
+    return MADMOM_SR if source.name == MADMOM_ENCODER else config.sr
 
 
 def _array_of(res: ClipEmbedding, kind: EmbeddingKind) -> np.ndarray:

@@ -68,6 +68,8 @@ class TrainReport(BaseModel):
     arch: str
     lm: str
     encoder: str
+    encoder_random_init: bool = Field(
+        default=False, description="The embeddings came from random weights (no music in them).")
     fingerprint: str
     steps: int
     resumed_from_step: int = 0

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from qagen.model_cache import PACKAGED_MODEL
+from qagen.records.qa import QAKind
 
 
 class TrainConfig(BaseModel):
@@ -56,6 +57,9 @@ class TrainConfig(BaseModel):
     projector_hidden: int | None = Field(default=None, ge=1,
                                          description="MLP hidden width (None = LM width).")
     max_audio_tokens: int = Field(default=256, ge=1, description="Frames kept per clip.")
+    qa_kinds: list[QAKind] | None = Field(
+        default=None, description="Train (and evaluate) on pairs of these kinds only, e.g. the "
+        "MIR kinds key, tempo, rhythm, instrumentation, genre; None = every pair.")
     # data split
     eval_fraction: float = Field(default=0.2, gt=0, lt=1,
                                  description="Held-out share of clips for the hash split.")
@@ -80,6 +84,10 @@ class TrainConfig(BaseModel):
             raise ValueError(f"save_every ({self.save_every}) must be a multiple of log_every "
                              f"({self.log_every})")
         return self
+
+    def trained_kinds(self) -> frozenset[str] | None:
+        """The QA kinds this run learns from (None = all)."""
+        return None if self.qa_kinds is None else frozenset(k.value for k in self.qa_kinds)
 
     def fingerprint(self) -> str:
         """Hash of the fields that change the weights (not logging, saving or device)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -209,12 +209,14 @@ def build_examples(
     eval_fraction: float,
     clip_split: tuple[set[str], set[str], str] | None = None,
     keep_text: bool = True,
+    qa_kinds: Collection[str] | None = None,
 ) -> SplitData:
     """Split, tokenise and attach embeddings; pairs that cannot be used are counted by reason
     (``no_embedding``, ``prompt_too_long``, ``unused_split`` for clips on neither side, e.g.
     ``valid`` clips). ``clip_split`` (train ids, held-out ids, rule) replaces
     :func:`split_clips` — given it, ``pairs`` is read once, as it streams (shard by shard).
     ``keep_text=False`` keeps only ids of each pair beside its tokens (training needs no text).
+    ``qa_kinds`` keeps only pairs of those kinds (others counted as ``kind_not_trained``).
     """
     if clip_split is None:
         pairs = list(pairs)
@@ -226,6 +228,9 @@ def build_examples(
     seen = 0
     for pair in pairs:
         seen += 1
+        if qa_kinds is not None and pair.kind not in qa_kinds:
+            skipped["kind_not_trained"] += 1
+            continue
         side = out.train if pair.clip_id in train_ids else (
             out.eval if pair.clip_id in eval_ids else None)
         if side is None:

@@ -22,7 +22,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -134,14 +134,16 @@ class EvalPlan:
 
 def plan_evaluation(shards: dict[str, Path], *, held_out: set[str], kind: str,
                     source: EmbeddingSource, max_pairs: int | None,
-                    shuffled: bool) -> EvalPlan:
-    """The pairs to answer, from ``(qa_id, clip_id)`` columns, one shard at a time."""
+                    shuffled: bool, qa_kinds: Collection[str] | None = None) -> EvalPlan:
+    """The pairs to answer, from ``(qa_id, clip_id, kind)`` columns, one shard at a time
+    (only pairs of ``qa_kinds`` when given: the kinds the run was trained on)."""
     candidates: list[tuple[str, str, str]] = []  # key, clip, qa id
     has_embedding: dict[str, bool] = {}
     for key, path in shards.items():
-        cols = pq.read_table(path, columns=["qa_id", "clip_id"]).to_pydict()
-        for qa_id, clip in zip(cols["qa_id"], cols["clip_id"], strict=True):
-            if clip not in held_out:
+        cols = pq.read_table(path, columns=["qa_id", "clip_id", "kind"]).to_pydict()
+        for qa_id, clip, qa_kind in zip(cols["qa_id"], cols["clip_id"], cols["kind"],
+                                        strict=True):
+            if clip not in held_out or (qa_kinds is not None and qa_kind not in qa_kinds):
                 continue
             if clip not in has_embedding:
                 has_embedding[clip] = source.load(clip, kind) is not None
@@ -284,7 +286,8 @@ def evaluate(work: WorkDir, *, run: str, config: EvaluateConfig | None = None,
     shards = WorkDir.shard_files(work.qa_dir, "qa")
     plan = plan_evaluation(shards, held_out=set(split["eval_clips"]),
                            kind=KIND_BY_ARCH[train_cfg.arch], source=source,
-                           max_pairs=config.max_pairs, shuffled=config.shuffled_audio)
+                           max_pairs=config.max_pairs, shuffled=config.shuffled_audio,
+                           qa_kinds=train_cfg.trained_kinds())
     if not plan.chosen:
         raise ConfigError(f"run {run!r}: no held-out pair has an embedding"
                           f" ({len(split['eval_clips'])} held-out clips)")

@@ -22,6 +22,8 @@ from qagen.records.qa import QAKind
 
 #: Tempo within this relative distance counts as right (MIREX Acc1 uses 4 %).
 TEMPO_TOLERANCE = 0.04
+#: A looser tolerance, octave errors forgiven: what a listener's "about 120 BPM" means.
+TEMPO_LOOSE_TOLERANCE = 0.08
 _OCTAVE_FACTORS = (1.0, 2.0, 0.5, 3.0, 1 / 3)
 
 
@@ -68,6 +70,7 @@ def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
     dict
         ``mir_key_acc``, ``mir_key_weighted`` (MIREX: fifth 0.5, relative 0.3, parallel 0.2),
         ``mir_tempo_acc1`` (within 4 %), ``mir_tempo_acc2`` (also at ×2, ×½, ×3, ×⅓),
+        ``mir_tempo_octave8`` (within 8 % at any of those),
         ``mir_meter_acc``, ``mir_instruments_f1``, ``mir_genre_f1``, and ``mir_*_n``: how
         many pairs each was scored on.
     """
@@ -77,6 +80,7 @@ def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
     key_weighted: list[float] = []
     acc1: list[float] = []
     acc2: list[float] = []
+    loose: list[float] = []
     meter: list[float] = []
     inst: list[float] = []
     genre: list[float] = []
@@ -95,6 +99,9 @@ def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
                               and abs(est_bpm / ref_bpm - 1) <= TEMPO_TOLERANCE))
             acc2.append(float(est_bpm is not None and any(
                 abs(est_bpm / (ref_bpm * k) - 1) <= TEMPO_TOLERANCE for k in _OCTAVE_FACTORS)))
+            loose.append(float(est_bpm is not None and any(
+                abs(est_bpm / (ref_bpm * k) - 1) <= TEMPO_LOOSE_TOLERANCE
+                for k in _OCTAVE_FACTORS)))
         elif kind == "rhythm" and f.get("meter"):
             meter.append(float(_first(stated_meters(answer)) == int(f["meter"])))
         elif kind == "instrumentation" and f.get("instruments"):
@@ -108,6 +115,7 @@ def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
     out: dict[str, float | None] = {
         "mir_key_acc": _mean(key_acc), "mir_key_weighted": _mean(key_weighted),
         "mir_tempo_acc1": _mean(acc1), "mir_tempo_acc2": _mean(acc2),
+        "mir_tempo_octave8": _mean(loose),
         "mir_meter_acc": _mean(meter), "mir_instruments_f1": _mean(inst),
         "mir_genre_f1": _mean(genre)}
     out.update({"mir_key_n": float(len(key_acc)), "mir_tempo_n": float(len(acc1)),

@@ -170,7 +170,7 @@ def train_run(work: WorkDir, *, config: TrainConfig | None = None,
     data = build_examples(pairs, tokenizer=tokenizer, embeddings=source,
                           kind=KIND_BY_ARCH[config.arch], max_len=config.max_len,
                           eval_fraction=config.eval_fraction, clip_split=clip_split,
-                          keep_text=False)
+                          keep_text=False, qa_kinds=config.trained_kinds())
     if not data.train:
         raise ConfigError(f"no training examples from {n_pairs} pairs (skipped:"
                           f" {data.counts.skipped}): embed the clips first")
@@ -195,6 +195,7 @@ def train_run(work: WorkDir, *, config: TrainConfig | None = None,
     trainable = sum(p.numel() for p in model.music.parameters())
     report = TrainReport(
         run=config.run, arch=config.arch, lm=config.lm, encoder=encoder,
+        encoder_random_init=bool(getattr(source, "encoder_random_init", False)),
         fingerprint=fingerprint, steps=config.steps,
         resumed_from_step=result.resumed_from_step, data=data.counts,
         trainable_params=trainable, frozen_params=sum(p.numel() for p in lm.parameters()),
