@@ -101,6 +101,7 @@ def table(title: str, scores) -> str:
             ("chords majmin", scores.chords_majmin, None),
             ("beat F", scores.beat_f, None), ("downbeat F", scores.downbeat_f, None),
             ("meter accuracy", scores.meter_accuracy, None),
+            ("time signature", scores.time_signature_accuracy, None),
             ("music decision", scores.music_accuracy, None),
             ("not-music withheld", scores.nonmusic_withheld, None)]
     lines = [f"{title}: {scores.clips_scored} clips scored, {scores.clips_missing} without "
@@ -108,6 +109,30 @@ def table(title: str, scores) -> str:
     for name, a, b in rows:
         a_s = "-" if a is None else f"{a:.3f}"
         lines.append(f"  {name:26s} {a_s:>6s}" + ("" if b is None else f"  {b:.3f}"))
+    return "\n".join(lines)
+
+
+def calibration(scores) -> str:
+    """Accuracy per confidence bin (tempo Acc1, key weighted): does confidence track it?"""
+    import mir_eval
+
+    from qagen.augment.evaluate import tempo_acc
+
+    pairs: dict[str, list[tuple[float, float]]] = {"tempo": [], "key": []}
+    for c in scores.per_clip:
+        if c.get("tempo_ref") and c.get("tempo_est") and c.get("tempo_conf") is not None:
+            pairs["tempo"].append((c["tempo_conf"], tempo_acc(c["tempo_est"], c["tempo_ref"])[0]))
+        if c.get("key_ref") and c.get("key_est") and c.get("key_conf") is not None:
+            pairs["key"].append((c["key_conf"],
+                                 mir_eval.key.weighted_score(c["key_ref"], c["key_est"])))
+    lines = ["  calibration (confidence bin: n, accuracy):"]
+    for name, xs in pairs.items():
+        cells = []
+        for lo, hi in ((0.0, 0.6), (0.6, 0.8), (0.8, 0.95), (0.95, 1.01)):
+            acc = [a for conf, a in xs if lo <= conf < hi]
+            if acc:
+                cells.append(f"[{lo:.2f},{min(hi, 1):.2f}) {len(acc)}: {sum(acc) / len(acc):.2f}")
+        lines.append(f"    {name:6s} " + "  ".join(cells))
     return "\n".join(lines)
 
 
@@ -162,6 +187,7 @@ def main() -> None:
         report[split] = scores.model_dump(mode="json")
         print(table(f"hard set, {split} half", scores))
         print(breakdown(rows, features))
+        print(calibration(scores))
     if demo_truth:
         scores = score_features(demo_truth, features)
         report["demo"] = scores.model_dump(mode="json")

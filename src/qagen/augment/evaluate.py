@@ -38,6 +38,9 @@ class AugmentScores(BaseModel):
     beat_f: float
     downbeat_f: float
     meter_accuracy: float
+    time_signature_accuracy: float | None = Field(
+        default=None, description="time_signature equal to the truth's meter ('6/8'), over "
+        "rows that state one (meter_accuracy compares beats per bar).")
     scored: dict[str, int] = Field(
         default_factory=dict, description="Clips scored per metric (truth rows may be partial).")
     music_accuracy: float | None = Field(
@@ -96,7 +99,7 @@ def score_features(truth_rows: Iterable[dict], features: dict[str, ClipFeatures]
 
     sums: dict[str, list[float]] = {k: [] for k in (
         "t1", "t2", "t1b", "t2b", "t1l", "t2l", "key", "keyb", "keyx", "beat", "down", "meter",
-        "music", "withheld")}
+        "music", "withheld", "ts")}
     chord_num = chord_den = 0.0
     n_chords = 0
     per_clip = []
@@ -148,6 +151,10 @@ def score_features(truth_rows: Iterable[dict], features: dict[str, ClipFeatures]
             if row.get("beats_per_bar"):
                 values["meter"] = float(feat.meter == row["beats_per_bar"])
                 clip |= {"meter_ref": row["beats_per_bar"], "meter_est": feat.meter}
+            if row.get("meter"):
+                values["ts"] = float(feat.time_signature == row["meter"])
+                clip |= {"time_signature_ref": row["meter"],
+                         "time_signature_est": feat.time_signature}
         for k, v in values.items():
             sums[k].append(v)
         per_clip.append(clip)
@@ -164,10 +171,12 @@ def score_features(truth_rows: Iterable[dict], features: dict[str, ClipFeatures]
         beat_f=mean("beat"), downbeat_f=mean("down"), meter_accuracy=mean("meter"),
         scored={"tempo": len(sums["t1"]), "key": len(sums["key"]), "chords": n_chords,
                 "beats": len(sums["beat"]), "downbeats": len(sums["down"]),
-                "meter": len(sums["meter"]), "music": len(sums["music"]),
+                "meter": len(sums["meter"]), "time_signature": len(sums["ts"]),
+                "music": len(sums["music"]),
                 "not_music": len(sums["withheld"])},
         music_accuracy=mean("music") if sums["music"] else None,
         nonmusic_withheld=mean("withheld") if sums["withheld"] else None,
+        time_signature_accuracy=mean("ts") if sums["ts"] else None,
         per_clip=per_clip,
     )
 
