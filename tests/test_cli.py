@@ -74,6 +74,11 @@ def test_embed_and_publish_commands_on_a_finished_work_dir(
     out = capsys.readouterr().out
     assert "qa" in out and "leakage findings: 0" in out
     assert (work.root / "publish" / "hf" / "README.md").is_file()
+    # Nothing was reviewed: a reviewed-only subset holds no pair, and says why.
+    assert run_cli(monkeypatch, "publish", "--work", str(work.root), "--reviewed-only",
+                   "--out", str(tmp_path / "reviewed")) == 0
+    assert "not_reviewed" in capsys.readouterr().out
+    assert "holds only the reviewed pairs" in (tmp_path / "reviewed" / "README.md").read_text()
     # A training run that does not exist is a clear error (exit 2), not a traceback.
     assert run_cli(monkeypatch, "evaluate", "--work", str(work.root), "--run", "nope") == 2
     assert "has not finished" in capsys.readouterr().err

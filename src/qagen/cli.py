@@ -471,6 +471,8 @@ def publish(
     license_id: Annotated[str | None, typer.Option(
         "--license", help="Override the aggregated license id.")] = None,
     leakage: Annotated[str, typer.Option(help="report|error")] = "report",
+    reviewed_only: Annotated[bool, typer.Option(
+        help="Publish only pairs a curator accepted or edited (`qagen review`).")] = False,
 ) -> None:
     """Write a Hugging Face dataset folder (parquet configs, card, plots, exports); --push it."""
     from qagen.publish import PublishConfig, PublishReport
@@ -481,7 +483,7 @@ def publish(
     report = run_publish(WorkDir(work), config=PublishConfig(
         out_dir=out_dir, repo_id=repo_id or push_to, embed_audio=embed_audio,
         export_audio=export_audio,
-        license=license_id, leakage=leakage))
+        license=license_id, leakage=leakage, reviewed_only=reviewed_only))
     facts = PublishReport.model_validate(report.details)
     out.print(_stage_table("publish", report, items_in="clips in", items_out="rows joined"))
     table = Table(title=f"published → {facts.out_dir}")
