@@ -93,7 +93,7 @@ def stage_configs(plan: BuildPlan) -> list[tuple[str, type[BaseModel], dict[str,
     from qagen.sources import get_source
     from qagen.train.config import EvaluateConfig, TrainConfig
 
-    embed = {**plan.embed_config, **({"encoder": plan.encoder} if plan.encoder else {})}
+    embed = embed_params(plan)
     checks: list[tuple[str, type[BaseModel], dict[str, Any]]] = [
         ("backend", BackendConfig, plan.backend),
         ("generate_config", GenerateConfig, plan.generate_config),
@@ -263,10 +263,20 @@ def step_generate(plan: BuildPlan) -> StageReport:
     return StageReport.model_validate(future.result())
 
 
+def embed_params(plan: BuildPlan) -> dict[str, Any]:
+    """``EmbedConfig`` fields: ``encoder`` (else ``embed_config``'s) resolved by
+    :func:`qagen.embed.choice.choose_encoder` when absent or ``"auto"``: a cached MERT, else
+    the embedded ``qagen/madmom-features``."""
+    from qagen.embed.choice import choose_encoder
+
+    named = plan.encoder or plan.embed_config.get("encoder")
+    return {**plan.embed_config, "encoder": choose_encoder(named)}
+
+
 def step_embed(plan: BuildPlan) -> StageReport:
     """Locally one task (the encoder loads once, torch uses every core); on a cluster one task
     per shard, submitted together."""
-    config = {**plan.embed_config, **({"encoder": plan.encoder} if plan.encoder else {})}
+    config = embed_params(plan)
     if not plan.runner.distributed:
         return _reports([embed_shards(plan.work_dir, None, config)], "embed")
     keys = list(WorkDir(Path(plan.work_dir)).manifest_shards("clips"))
@@ -382,7 +392,8 @@ def build_musicqa(
     generate_resources
         Cluster resources the generate and train tasks need, e.g. ``{"GPU": 1}``.
     encoder, embed_config
-        Audio encoder id or directory, and the other ``EmbedConfig`` fields.
+        Audio encoder id or directory (None or ``auto``: a MERT in the local HF cache, else
+        the embedded ``qagen/madmom-features``), and the other ``EmbedConfig`` fields.
     train_config, evaluate_config, publish_config
         ``TrainConfig`` / ``EvaluateConfig`` / ``PublishConfig`` fields.
     output_repo, output_private

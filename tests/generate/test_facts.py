@@ -66,6 +66,17 @@ def test_every_topic_renders_with_its_stated_facts() -> None:
     assert "description" not in pairs  # no caption on this clip
 
 
+def test_compound_meter_is_stated_as_6_8_and_passes_grounding() -> None:
+    from qagen.generate.grounding import check_meter
+
+    f = features(meter=2, time_signature="6/8", tempo_bpm=60.0)
+    pairs = by_topic(render_fact_pairs(clip(), f, book=BOOK))
+    meter = pairs["meter_open"]
+    assert "6/8" in meter.answer and "2/4" not in meter.answer and meter.facts.meter == 2
+    assert "meter_choice" not in pairs  # "3/4 or 4/4?" has no right answer for 6/8
+    assert check_meter(meter.answer, features=f) is None
+
+
 def test_rebuild_is_identical_and_the_seed_varies_the_wording() -> None:
     first = render_fact_pairs(clip(), features(), book=BOOK, seed=0)
     assert first == render_fact_pairs(clip(), features(), book=BOOK, seed=0)

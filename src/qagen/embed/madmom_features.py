@@ -47,8 +47,8 @@ SR = 44100
 FPS = 100
 #: Frames per second of the stored sequence (the chroma and chord networks' own rate).
 NATIVE_FRAME_RATE_HZ = 10.0
-#: Shortest clip that gives the networks a frame (seconds).
-MIN_SECONDS = 1.0
+#: Shortest clip that gives the networks a frame (seconds): one 10 Hz frame.
+MIN_SECONDS = 0.1
 TEMPO_GRID_BPM = np.geomspace(40.0, 240.0, 46)
 BAR_GRID_S = np.geomspace(0.6, 5.0, 32)
 BAR_MULTIPLES = np.arange(1, 9)
@@ -236,7 +236,10 @@ def rhythm_and_pitch_frames(*, chroma: np.ndarray, chord: np.ndarray, act: np.nd
     activations at 100 fps. The networks round their frame counts differently, so each is
     trimmed or edge-padded to ``n``.
     """
-    chroma, chord = _fit(chroma, n), _fit(chord, n)
+    # A network given a single frame may drop the time axis: restore it before fitting.
+    chroma = _fit(np.asarray(chroma, dtype=np.float64).reshape(-1, 12), n)
+    chord = _fit(np.asarray(chord, dtype=np.float64).reshape(-1, 128), n)
+    act = np.asarray(act, dtype=np.float64).reshape(-1, 2)
     hop = int(FPS / NATIVE_FRAME_RATE_HZ)
     act = _fit(act, n * hop)
     act10 = act.reshape(n, hop, 2).max(axis=1)

@@ -58,7 +58,7 @@ def measured_metadata(features: ClipFeatures | None) -> dict[str, Any]:
         out["tempo_bpm"] = round(features.tempo_bpm)
         out["tempo_certainty"] = _tempo_certainty(features)
     if features.meter is not None:
-        out["meter"] = f"{features.meter}/4"
+        out["meter"] = features.time_signature or f"{features.meter}/4"
     if features.key is not None:
         out["key"] = features.key
         out["key_certainty"] = "high" if (features.key_confidence or 0) >= 0.6 else "low"

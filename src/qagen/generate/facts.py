@@ -220,20 +220,27 @@ _METER_WORDS = {2: "two", 3: "three", 4: "four", 6: "six"}
 _METER_FEEL = {3: "triple", 4: "quadruple", 2: "duple"}
 
 
+def signature_of(f: ClipFeatures) -> str:
+    """The time signature to state: augment's (``6/8`` counts two dotted-quarter beats, so
+    ``meter`` is 2 there), else ``meter``/4."""
+    return f.time_signature or f"{f.meter}/4"
+
+
 def _fill_meter_open(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
     if f.meter not in _METER_WORDS:
         return None
     firm = (f.meter_confidence or 0) >= FIRM_METER_CONFIDENCE
+    signature = signature_of(f)
+    feel = "compound duple" if signature == "6/8" else _METER_FEEL.get(f.meter, "")
     return _Fill("firm" if firm else "hedged",
-                 {"beats": _METER_WORDS[f.meter], "signature": f"{f.meter}/4",
-                  "feel": _METER_FEEL.get(f.meter, "")},
+                 {"beats": _METER_WORDS[f.meter], "signature": signature, "feel": feel},
                  StatedFacts(meter=f.meter))
 
 
 def _fill_meter_choice(clip: Clip, f: ClipFeatures, seed: int) -> _Fill | None:
     if f.meter not in (3, 4) or (f.meter_confidence or 0) < FIRM_METER_CONFIDENCE:
         return None
-    return _Fill(f"in_{f.meter}", {"beats": _METER_WORDS[f.meter], "signature": f"{f.meter}/4"},
+    return _Fill(f"in_{f.meter}", {"beats": _METER_WORDS[f.meter], "signature": signature_of(f)},
                  StatedFacts(meter=f.meter))
 
 
