@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from qagen.audio import sha256_file
-from qagen.devices import resolve_device
-from qagen.embed.config import TINY_ENCODER
+from qagen.devices import resolve_device, resolve_dtype
+from qagen.embed.config import CPU_BATCH, TINY_ENCODER
 from qagen.embed.madmom_features import MADMOM_ENCODER, features_identity
 from qagen.embed.madmom_features import models_dir as madmom_models_dir
 from qagen.embed.tiny import PROVENANCE_FILE, tiny_model_dir
@@ -162,6 +162,25 @@ class MertEncoder:
     num_states: int  # hidden states returned: layers + 1
     hidden_size: int
     min_samples: int  # shortest input giving one frame (the receptive field)
+    dtype: str = "float32"  # compute dtype (torch name)
+    shape: EncoderShape | None = None  # for sizing batches by free device memory
+
+    def batch_size(self, window_samples: int, *, requested: int | str = "auto") -> int:
+        """Windows per forward pass: ``requested`` if a number; on the CPU 8; on CUDA as
+        many as half the free device memory holds (:func:`windows_for_memory`).
+
+        Why half: the allocator fragments, and another process (or the next, longer
+        window) may need the rest; an OOM mid-stage costs far more than a smaller batch.
+        """
+        if requested != "auto":
+            return int(requested)
+        if not self.device.startswith("cuda") or self.shape is None:
+            return CPU_BATCH
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(torch.device(self.device))
+        return windows_for_memory(free_bytes=free, window_samples=window_samples,
+                                  shape=self.shape, dtype_bytes=_DTYPE_BYTES[self.dtype])
 
     def forward(
         self, batch: list[np.ndarray], *, frame_layer: int | str | None
@@ -182,7 +201,7 @@ class MertEncoder:
                              "would change group-norm statistics and attention)")
         inputs = self.processor(batch, sampling_rate=self.sr, return_tensors="pt",
                                 return_attention_mask=False)
-        values = inputs["input_values"].to(self.device)
+        values = inputs["input_values"].to(self.device, dtype=getattr(torch, self.dtype))
         with torch.inference_mode():
             out = self.model(input_values=values, output_hidden_states=True)
         states = out.hidden_states
@@ -191,8 +210,8 @@ class MertEncoder:
                                f" hidden states, expected {self.num_states}")
         sums = torch.stack([h.sum(dim=1, dtype=torch.float64) for h in states], dim=1)
         frames = None
-        if frame_layer == "mean":
-            acc = torch.zeros_like(states[0])
+        if frame_layer == "mean":  # accumulated in float32 whatever the compute dtype
+            acc = torch.zeros_like(states[0], dtype=torch.float32)
             for h in states:
                 acc += h
             frames = acc / len(states)
@@ -202,8 +221,13 @@ class MertEncoder:
                 None if frames is None else frames.float().cpu().numpy())
 
 
-def load_encoder(source: EncoderSource, *, sr: int, device: str = "auto") -> MertEncoder:
-    """Load a resolved encoder folder with ``HubertModel`` (eval mode, float32).
+def load_encoder(source: EncoderSource, *, sr: int, device: str = "auto",
+                 dtype: str = "float32") -> MertEncoder:
+    """Load a resolved encoder folder with ``HubertModel`` (eval mode) in ``dtype``.
+
+    ``dtype`` is the compute dtype (``auto``, ``float32``/``fp32``, ``float16``/``fp16``,
+    ``bfloat16``/``bf16``; :func:`qagen.devices.resolve_dtype`); the default keeps float32,
+    which every cached embedding before the option was computed in.
 
     ``config.tie_last_hidden_states = True`` makes the last hidden state the post-final-norm
     output, as MERT's own code and transformers 4 returned for pre-norm (``do_stable_layer_norm``,
@@ -215,7 +239,8 @@ def load_encoder(source: EncoderSource, *, sr: int, device: str = "auto") -> Mer
         torch or transformers is not installed.
     ConfigError
         The folder is not a HuBERT/MERT checkpoint HubertModel can reproduce (CQT front end,
-        DeepNorm, missing parameters), or its sample rate differs from ``sr``.
+        DeepNorm, missing parameters), its sample rate differs from ``sr``, or an unknown
+        dtype.
     """
     try:
         import torch
@@ -233,10 +258,12 @@ def load_encoder(source: EncoderSource, *, sr: int, device: str = "auto") -> Mer
             raise ConfigError(f"encoder {source.name!r} sets {flag}=true, which transformers' "
                               "HubertModel cannot reproduce; use MERT-v1-95M or MERT-v1-330M")
     config.tie_last_hidden_states = True
+    device = resolve_device(device, torch=torch)
+    compute = resolve_dtype(dtype, device=device, torch=torch)
     fix = "is it a MERT/HuBERT checkpoint in Hugging Face format?"
     try:
         model, info = HubertModel.from_pretrained(path, config=config, output_loading_info=True,
-                                                  dtype=torch.float32)
+                                                  dtype=getattr(torch, compute))
     except (OSError, RuntimeError, ValueError) as exc:  # size mismatches are RuntimeErrors
         raise ConfigError(f"encoder {source.name!r} ({path}) does not fit HubertModel: "
                           f"{str(exc).splitlines()[0]} {fix}") from exc
@@ -251,16 +278,91 @@ def load_encoder(source: EncoderSource, *, sr: int, device: str = "auto") -> Mer
     if int(processor.sampling_rate) != sr:
         raise ConfigError(f"encoder {source.name!r} expects {processor.sampling_rate} Hz audio "
                           f"but the config asks for sr={sr}; set sr={processor.sampling_rate}")
-    device = resolve_device(device, torch=torch)
     model.eval().to(device)
+    if compute == "bfloat16" and device == "cpu":
+        _float32_island(model.encoder.pos_conv_embed, torch=torch)
     hop = int(np.prod(config.conv_stride))
     enc = MertEncoder(source=source, model=model, processor=processor, device=device, sr=sr,
                       frame_rate_hz=sr / hop, num_states=config.num_hidden_layers + 1,
                       hidden_size=config.hidden_size,
-                      min_samples=_receptive_field(config.conv_kernel, config.conv_stride))
-    log.info("loaded encoder %s (%d hidden states × %d, %.1f frames/s) on %s from %s",
-             source.name, enc.num_states, enc.hidden_size, enc.frame_rate_hz, device, path)
+                      min_samples=_receptive_field(config.conv_kernel, config.conv_stride),
+                      dtype=compute, shape=EncoderShape.of(config))
+    log.info("loaded encoder %s (%d hidden states × %d, %.1f frames/s) on %s as %s from %s",
+             source.name, enc.num_states, enc.hidden_size, enc.frame_rate_hz, device, compute,
+             path)
     return enc
+
+
+@dataclass(frozen=True)
+class EncoderShape:
+    """The sizes that decide a window's activation memory (from a HubertConfig)."""
+
+    conv_dim: tuple[int, ...]
+    conv_stride: tuple[int, ...]
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+
+    @classmethod
+    def of(cls, config: Any) -> EncoderShape:
+        return cls(conv_dim=tuple(config.conv_dim), conv_stride=tuple(config.conv_stride),
+                   hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
+                   num_layers=config.num_hidden_layers, num_heads=config.num_attention_heads)
+
+
+#: Bytes per element of each compute dtype.
+_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+def window_bytes(*, window_samples: int, shape: EncoderShape, dtype_bytes: int) -> int:
+    """Peak activation bytes one window adds to a forward pass (an upper estimate).
+
+    Counted: the first convolution's output with its norm and activation copies (the
+    largest tensor of the front end: 512 channels at 1/5 of the sample rate for MERT), every
+    hidden state (kept: ``output_hidden_states``), one layer's attention scores (3 copies:
+    scores, softmax, dropout view), feed-forward and q/k/v, and the float32 frame mean.
+    """
+    first = shape.conv_dim[0] * (window_samples // shape.conv_stride[0])
+    frames = max(1, window_samples // int(np.prod(shape.conv_stride)))
+    states = (shape.num_layers + 1) * frames * shape.hidden_size
+    attention = 3 * shape.num_heads * frames * frames
+    layer = frames * (2 * shape.intermediate_size + 4 * shape.hidden_size)
+    elements = 3 * first + states + attention + layer
+    return elements * dtype_bytes + frames * shape.hidden_size * 4
+
+
+def windows_for_memory(*, free_bytes: int, window_samples: int, shape: EncoderShape,
+                       dtype_bytes: int, fraction: float = 0.5, cap: int = 256) -> int:
+    """Windows per batch that fit ``fraction`` of ``free_bytes`` (at least 1, at most ``cap``).
+
+    A pure function of the numbers (``torch.cuda.mem_get_info``'s free bytes on CUDA), so it
+    is tested without a GPU. ``cap`` bounds the batch where larger ones stop paying: past a
+    few hundred windows a GPU is saturated and the batch only adds latency.
+    """
+    per = window_bytes(window_samples=window_samples, shape=shape, dtype_bytes=dtype_bytes)
+    return max(1, min(cap, int(free_bytes * fraction) // per))
+
+
+def _float32_island(module: Any, *, torch: Any) -> None:
+    """Run one submodule in float32 inside a half-precision model (inputs cast in, out back).
+
+    Why: on the CPU (torch 2.13, oneDNN) the bfloat16 grouped Conv1d of HuBERT's positional
+    embedding (kernel 128, 16 groups) returns wrong values: relative error 1.03 against
+    float32, 0.003 with oneDNN switched off. In float32 that one layer costs ~3 % of the
+    FLOPs, and every other layer stays in bf16.
+    """
+    module.float()
+    half = torch.bfloat16
+
+    def to_float32(_m: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(a.float() if torch.is_tensor(a) else a for a in args)
+
+    def back(_m: Any, _args: Any, out: Any) -> Any:
+        return out.to(half) if torch.is_tensor(out) else out
+
+    module.register_forward_pre_hook(to_float32)
+    module.register_forward_hook(back)
 
 
 def _receptive_field(kernels: list[int], strides: list[int]) -> int:

@@ -31,6 +31,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from qagen.audio import load_audio, sha256_file
+from qagen.devices import resolve_device, resolve_dtype
 from qagen.embed.config import EmbedConfig
 from qagen.embed.encoder import EncoderSource, MertEncoder, load_encoder, resolve_encoder
 from qagen.embed.madmom_features import (
@@ -90,9 +91,10 @@ def embed_audio(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Encode mono audio at ``encoder.sr`` in windows; pool over time.
 
-    Windows of equal length are batched (``config.batch_size``); the shorter last window
-    runs alone, so no window is ever padded and each window's result does not depend on
-    what it was batched with.
+    Windows of equal length are batched (``config.batch_size``; ``auto``: 8 on the CPU, as
+    many as fit half the free memory on CUDA); the shorter last window runs alone, so no
+    window is ever padded and each window's result does not depend on what it was batched
+    with.
 
     Returns
     -------
@@ -111,9 +113,10 @@ def embed_audio(
     sums: list[np.ndarray | None] = [None] * len(bounds)
     seqs: list[np.ndarray | None] = [None] * len(bounds)
     counts = [0] * len(bounds)
-    for idxs in by_length.values():
-        for k in range(0, len(idxs), config.batch_size):
-            batch = idxs[k: k + config.batch_size]
+    for length, idxs in by_length.items():
+        size = encoder.batch_size(length, requested=config.batch_size)
+        for k in range(0, len(idxs), size):
+            batch = idxs[k: k + size]
             s, f = encoder.forward([y[bounds[i][0]: bounds[i][1]] for i in batch],
                                    frame_layer=frame_layer)
             for j, i in enumerate(batch):
@@ -148,6 +151,7 @@ class ClipEmbedder:
     source: EncoderSource
     cache_dir: Path | None
     identity: EmbedIdentity
+    compute_dtype: str = "float32"  # resolved (never "auto"): the one in the identity
     _encoder: MertEncoder | MadmomFeatureEncoder | None = field(default=None, repr=False)
     _threads_before: int | None = field(default=None, repr=False)
 
@@ -170,7 +174,7 @@ class ClipEmbedder:
             self._threads_before = torch.get_num_threads()
             torch.set_num_threads(self.config.threads or os.cpu_count() or 1)
             self._encoder = load_encoder(self.source, sr=self.config.sr,
-                                         device=self.config.device)
+                                         device=self.config.device, dtype=self.compute_dtype)
         return self._encoder
 
     def close(self) -> None:
@@ -300,11 +304,13 @@ def embed(
                           "run `qagen ingest` for them first")
     source = resolve_encoder(config.encoder, revision=config.revision, cache_root=cache_root)
     check_encoder_config(source, config)
-    identity = EmbedIdentity(params=config.output_params(),
+    compute = compute_dtype_of(source, config)
+    identity = EmbedIdentity(params=config.output_params(compute_dtype=compute),
                              encoder_sha256=source.weights_sha256,
                              encoder_revision=source.revision)
     embedder = ClipEmbedder(roots=roots, config=config, source=source,
-                            cache_dir=(work.cache / STAGE) if cache else None, identity=identity)
+                            cache_dir=(work.cache / STAGE) if cache else None, identity=identity,
+                            compute_dtype=compute)
     try:
         return run_stage(work, embedder, stage=STAGE, version=STAGE_VERSION,
                          inputs=ManifestShards(work, keys=shard_keys),
@@ -378,6 +384,26 @@ def check_encoder_config(source: EncoderSource, config: EmbedConfig) -> None:
         raise ConfigError(f"frame_layer={config.frame_layer} is out of range: "
                           f"{source.name!r} returns {states} hidden states "
                           f"(0..{states - 1}, or negative from the end, or 'mean')")
+
+
+def compute_dtype_of(source: EncoderSource, config: EmbedConfig) -> str:
+    """The compute dtype the arrays will come from, resolved before any work.
+
+    Why resolved here: ``auto`` is bf16 on one machine and fp32 on another, and the cache
+    key must name what was computed. madmom's networks always run in float32. Only a CUDA
+    ``auto`` imports torch (to ask for bf16 support); ``cpu`` and explicit dtypes do not.
+
+    Raises
+    ------
+    ConfigError
+        ``device`` is CUDA where torch sees none.
+    """
+    if source.name == MADMOM_ENCODER:
+        return "float32"
+    device = config.device
+    if config.compute_dtype == "auto" and device != "cpu":
+        device = resolve_device(device)
+    return resolve_dtype(config.compute_dtype, device=device)
 
 
 def encoder_sr(source: EncoderSource, config: EmbedConfig) -> int:
