@@ -50,6 +50,9 @@ def test_errors_exit_2_with_the_fix(
     assert "known sources" in capsys.readouterr().err
     assert run_cli(monkeypatch, "ingest", "musiccaps", str(tmp_path), "--option", "x") == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+    assert run_cli(monkeypatch, "train", "--work", str(tmp_path), "--qa-kinds", "key,bogus") == 2
+    err = capsys.readouterr().err
+    assert "--qa-kinds" in err and "'bogus'" in err and "Traceback" not in err
 
 
 def test_schemas_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

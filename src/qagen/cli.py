@@ -445,15 +445,19 @@ def train(
     adapter_layers: Annotated[int, typer.Option(min=1, help="MU-LLaMA: 20 for Llama-2-7B.")] = 8,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads.")] = None,
+    qa_kinds: Annotated[str | None, typer.Option(
+        help="Train and evaluate on these QA kinds only, comma-separated (e.g. the MIR ones: "
+             "key,tempo,rhythm,instrumentation,genre); default every pair.")] = None,
 ) -> None:
     """Train a MU-LLaMA adapter / LLark projector on WORK/qa with precomputed embeddings."""
     from qagen.train import TrainConfig
     from qagen.train import train as run_train
     from qagen.workdir import WorkDir
 
+    chosen = [k.strip() for k in qa_kinds.split(",") if k.strip()] if qa_kinds else None
     cfg = TrainConfig(run=run, arch=arch, lm=lm, steps=steps, batch_size=batch_size,
                       grad_accum=grad_accum, lr=lr, adapter_layers=adapter_layers, seed=seed,
-                      threads=threads)
+                      threads=threads, qa_kinds=chosen)  # type: ignore[arg-type]
     report = run_train(WorkDir(work), config=cfg)
     out.print_json(report.model_dump_json())
 
