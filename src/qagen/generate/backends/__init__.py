@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qagen.errors import ConfigError
 
@@ -64,7 +64,12 @@ class BackendConfig(BaseModel):
     )
     batch_size: int = Field(default=8, ge=1)
     threads: int = Field(default=1, ge=1, description="CPU threads (1 is fastest on 2 cores).")
-    dtype: str = "auto"
+    device: str = Field(
+        default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="transformers backend: auto = cuda when available, else cpu.")
+    dtype: str = Field(
+        default="auto", description="Weights/compute dtype: auto (bf16 on CUDA, fp32 on CPU), "
+        "float32|float16|bfloat16 (fp32|fp16|bf16 accepted).")
     max_model_len: int = Field(default=2048, ge=256)
     chat_template: str | None = Field(
         default=None, description="Jinja chat template file for models without one."
@@ -80,6 +85,13 @@ class BackendConfig(BaseModel):
     timeout_s: float = Field(default=120.0, gt=0, description="openai: seconds per request.")
     connect_timeout_s: float = Field(
         default=10.0, gt=0, description="openai: seconds to connect; a dead server fails fast.")
+
+    @field_validator("dtype", mode="before")
+    @classmethod
+    def _dtype_alias(cls, value: object) -> object:
+        """fp32/fp16/bf16 → the names transformers and vLLM both take."""
+        aliases = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+        return aliases.get(value, value) if isinstance(value, str) else value
 
 
 class RequestQueue:

@@ -19,7 +19,15 @@ Why a hand-written decode loop rather than ``model.generate``:
 
 Sampling follows transformers' order and semantics: repetition penalty over prompt and
 generated tokens, grammar mask, temperature, top-p (nucleus) over the masked distribution.
-Logits are processed on the CPU in float32, so a seed gives the same draws on CPU and CUDA.
+It runs batched on the model's device in float32: the grammar matchers fill one token bitmask
+per row on the CPU (xgrammar's matchers are CPU code), the bitmask goes to the device and
+``xgrammar.apply_token_bitmask_inplace`` masks the whole batch there, and penalty,
+temperature, top-p and the draws are tensor ops over the batch; only the chosen token ids
+come back (one copy per step). Each row still draws its one uniform number from its own
+CPU generator, so a request's text does not depend on its batch. On the CPU these batched
+ops are bit-identical to the former per-row ones (tests/generate/test_backend_transformers.py
+compares them, and the texts for fixed seeds); on CUDA the float reductions differ, so a
+seed's text there can differ from the CPU's (as bf16 weights already make it).
 
 JSON is generated compact (no free whitespace between tokens), which removes the
 whitespace loops small models fall into and spends no tokens on indentation. The stage parses
@@ -36,6 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from qagen.devices import resolve_device
 from qagen.errors import ConfigError, MissingDependencyError
 from qagen.generate.backends import (
     BackendConfig,
@@ -67,7 +76,7 @@ class _Row:
     grammar: Any  # xgrammar.CompiledGrammar
     matcher: Any = None  # xgrammar.GrammarMatcher
     generator: Any = None  # torch.Generator seeded with the request's seed
-    seen: Any = None  # torch.BoolTensor (vocab,): tokens the repetition penalty applies to
+    seen: Any = None  # torch.BoolTensor (vocab,) on the device: tokens the penalty applies to
     generated: list[int] = field(default_factory=list)
     next_token: int | None = None  # sampled, not yet fed to the model
     finish_reason: str | None = None
@@ -83,7 +92,8 @@ class TransformersBackend:
     config
         ``model`` (HF id, local folder, or ``"smollm2-135m-instruct"`` for the packaged model),
         ``batch_size``, ``threads`` (torch intra-op threads; 1 is fastest on a busy 2-core
-        machine), ``dtype`` (``auto`` = float32 on CPU, bfloat16 on CUDA), ``max_model_len``
+        machine), ``device`` (``auto`` = CUDA when available), ``dtype`` (``auto`` = float32
+        on CPU, bfloat16 on CUDA; fp32/fp16/bf16 accepted), ``max_model_len``
         (prompt + completion tokens), ``chat_template`` (a Jinja file; overrides the model's,
         required when the model has none).
 
@@ -113,7 +123,7 @@ class TransformersBackend:
         self._xgr = xgrammar
         self._config = config
         torch.set_num_threads(config.threads)
-        self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._device = torch.device(resolve_device(config.device, torch=torch))
         dtype = _torch_dtype(torch, config.dtype, self._device.type)
         template = read_chat_template(config.chat_template)
         started = time.perf_counter()
@@ -339,8 +349,8 @@ class TransformersBackend:
         torch = self._torch
         row.matcher = self._xgr.GrammarMatcher(row.grammar, override_stop_tokens=self._stop_ids)
         row.generator = torch.Generator().manual_seed(row.request.seed)
-        row.seen = torch.zeros(self._vocab_size, dtype=torch.bool)
-        row.seen[torch.tensor(row.prompt_ids, dtype=torch.long)] = True
+        row.seen = torch.zeros(self._vocab_size, dtype=torch.bool, device=self._device)
+        row.seen[torch.tensor(row.prompt_ids, dtype=torch.long, device=self._device)] = True
 
     def _prefill(self, rows: list[_Row]) -> tuple[Any, Any, Any]:
         """Run the left-padded prompts of new rows; their cache, mask and last logits."""
@@ -365,16 +375,25 @@ class TransformersBackend:
         return cache, mask, out.logits[:, -1, :]
 
     def _step(self, rows: list[_Row], logits: Any, bitmask: Any) -> list[int]:
-        """Mask, sample and accept one token per row; indices of the rows still going."""
-        logits = logits.float().cpu()
+        """Mask, sample and accept one token per row; indices of the rows still going.
+
+        The bitmask is filled on the CPU (one row per matcher), masks the batch's logits on
+        their device, and the batch is sampled there (:func:`_sample_batch`).
+        """
+        torch = self._torch
+        logits = logits.float()
         for j, row in enumerate(rows):
             row.matcher.fill_next_token_bitmask(bitmask, j)
-        self._xgr.apply_token_bitmask_inplace(
-            logits, bitmask[: len(rows)], vocab_size=self._vocab_size
-        )
+        mask = bitmask[: len(rows)]
+        if logits.device.type != "cpu":
+            mask = mask.to(logits.device, non_blocking=True)
+        self._xgr.apply_token_bitmask_inplace(logits, mask, vocab_size=self._vocab_size)
+        tokens = _sample_batch(torch, logits, torch.stack([row.seen for row in rows]),
+                               [row.request.sampling for row in rows],
+                               [row.generator for row in rows])
         keep = []
         for j, row in enumerate(rows):
-            token = _sample(self._torch, logits[j], row.seen, row.request.sampling, row.generator)
+            token = tokens[j]
             if not row.matcher.accept_token(token):
                 # Only reachable if every token the grammar allows had zero probability.
                 raise RuntimeError(f"grammar rejected token {token} for {row.request.request_id}")
@@ -409,7 +428,8 @@ class TransformersBackend:
 BACKEND = TransformersBackend
 
 
-def _sample(torch: Any, logits: Any, seen: Any, sampling: SamplingConfig, generator: Any) -> int:
+def _sample(torch: Any, logits: Any, seen: Any, sampling: SamplingConfig, generator: Any,
+            *, penalized: bool = False) -> int:
     """One token from masked float32 logits (vocab,): penalty, temperature, top-p, draw.
 
     Semantics as in transformers: the repetition penalty (CTRL) divides seen tokens' positive
@@ -424,7 +444,7 @@ def _sample(torch: Any, logits: Any, seen: Any, sampling: SamplingConfig, genera
     in ~0.15 ms (falling back to a full sort when it does not, so the result is exact).
     """
     logits = logits.clone()
-    if sampling.repetition_penalty != 1.0:
+    if sampling.repetition_penalty != 1.0 and not penalized:
         picked = logits[seen]
         logits[seen] = torch.where(
             picked < 0, picked * sampling.repetition_penalty, picked / sampling.repetition_penalty
@@ -446,6 +466,59 @@ def _sample(torch: Any, logits: Any, seen: Any, sampling: SamplingConfig, genera
     u = torch.rand((), generator=generator, dtype=torch.float64) * cdf[-1]
     pick = min(int(torch.searchsorted(cdf, u, right=True)), cdf.numel() - 1)
     return int(ids[pick]) if ids is not None else pick
+
+
+def _sample_batch(torch: Any, logits: Any, seen: Any, samplings: list[SamplingConfig],
+                  generators: list[Any]) -> list[int]:
+    """One token per row from masked float32 logits [rows, vocab], on their device.
+
+    The batched form of :func:`_sample`, op for op (the same float32 elementwise ops, row
+    softmax, top-k, cumulative sums in float64), so on the CPU it returns the same tokens
+    bit for bit; rows whose top-k candidates hold less than ``top_p`` (rare) and rows
+    without top-p go through :func:`_sample` itself. Each sampled row draws exactly one
+    uniform number from its own generator (greedy rows none), as before.
+    """
+    rows, device = logits.shape[0], logits.device
+    penalty = [s.repetition_penalty for s in samplings]
+    if any(p != 1.0 for p in penalty):  # x * 1.0 and x / 1.0 are exact: rows without it keep x
+        pen = torch.tensor(penalty, dtype=torch.float32, device=device)[:, None]
+        logits = torch.where(seen, torch.where(logits < 0, logits * pen, logits / pen), logits)
+    greedy = [s.temperature == 0.0 for s in samplings]
+    tokens: list[int | None] = [None] * rows
+    if any(greedy):
+        best = torch.argmax(logits, dim=-1).tolist()
+        tokens = [best[j] if greedy[j] else None for j in range(rows)]
+    nucleus = [j for j in range(rows) if not greedy[j] and samplings[j].top_p < 1.0]
+    if nucleus:
+        idx = torch.tensor(nucleus, dtype=torch.long, device=device)
+        temps = torch.tensor([samplings[j].temperature for j in nucleus], dtype=torch.float32,
+                             device=device)[:, None]
+        probs = torch.softmax(logits[idx] / temps, dim=-1)
+        probs, ids = torch.topk(probs, min(NUCLEUS_CANDIDATES, probs.shape[-1]), dim=-1)
+        top_p = torch.tensor([samplings[j].top_p for j in nucleus], dtype=torch.float32,
+                             device=device)[:, None]
+        # As _sample's float(sum) < top_p: the float32 sum against top_p in float64.
+        wanted = torch.tensor([samplings[j].top_p for j in nucleus], dtype=torch.float64,
+                              device=device)
+        enough = probs.sum(dim=-1).double() >= wanted
+        before = torch.cumsum(probs, dim=-1) - probs
+        keep = (before < top_p).sum(dim=-1)
+        cdf = torch.cumsum(probs.double(), dim=-1)
+        last = cdf.gather(-1, (keep - 1)[:, None])
+        u = torch.stack([torch.rand((), generator=generators[j], dtype=torch.float64)
+                         if ok else torch.zeros((), dtype=torch.float64)
+                         for j, ok in zip(nucleus, enough.tolist(), strict=True)])
+        target = u.to(device)[:, None] * last
+        pick = torch.searchsorted(cdf, target, right=True)
+        pick = torch.minimum(pick, (keep - 1)[:, None])
+        chosen = ids.gather(-1, pick)[:, 0].tolist()
+        for k, (j, ok) in enumerate(zip(nucleus, enough.tolist(), strict=True)):
+            tokens[j] = chosen[k] if ok else None  # too little mass in the top k: full sort
+    for j in range(rows):
+        if tokens[j] is None:
+            tokens[j] = _sample(torch, logits[j], seen[j], samplings[j], generators[j],
+                                penalized=True)
+    return [int(t) for t in tokens if t is not None]
 
 
 def _torch_dtype(torch: Any, name: str, device_type: str) -> Any:
