@@ -296,6 +296,12 @@ def generate(
         "vllm"
     ),
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per replica.")] = 1,
+    device: Annotated[str, typer.Option(
+        help="transformers backend: auto|cpu|cuda|cuda:N", callback=_check_device)] = "auto",
+    dtype: Annotated[str, typer.Option(
+        callback=_check_dtype,
+        help="transformers/vllm weights dtype: auto|fp32|fp16|bf16 (auto = bf16 on CUDA)."
+    )] = "auto",
     concurrency: Annotated[int, typer.Option(
         min=1, help="openai backend: requests in flight.")] = 8,
     timeout_s: Annotated[float, typer.Option(
@@ -341,6 +347,8 @@ def generate(
         base_url=base_url,
         server_kind=server_kind,
         tensor_parallel_size=tensor_parallel_size,
+        device=device,
+        dtype=dtype,
         concurrency=concurrency,
         timeout_s=timeout_s,
         connect_timeout_s=connect_timeout_s,

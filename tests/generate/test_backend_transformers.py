@@ -371,3 +371,31 @@ def test_batched_sampler_equals_the_per_row_one_bit_for_bit() -> None:
         assert [torch.rand((), generator=g).item() for g in gens_a] == [
             torch.rand((), generator=g).item() for g in gens_b]
         logits = logits.roll(step + 1, dims=-1)
+
+
+def test_device_and_dtype_options_are_checked_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qagen.cli import main
+
+    assert BackendConfig(dtype="bf16").dtype == "bfloat16"
+    assert BackendConfig(dtype="fp32", device="cuda:1").device == "cuda:1"
+    with pytest.raises(ValueError, match="device"):
+        BackendConfig(device="gpu")
+
+    def run(*args: str) -> int:
+        monkeypatch.setattr("sys.argv", ["qagen", "generate", "--work", str(tmp_path), *args])
+        try:
+            main()
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    assert run("--dtype", "int8") == 2
+    assert "unknown dtype 'int8'" in capsys.readouterr().err
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if not torch.cuda.is_available():
+            assert run("--device", "cuda") == 2
+            assert "torch sees no CUDA GPU" in capsys.readouterr().err
