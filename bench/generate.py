@@ -7,6 +7,13 @@ validity rate (goal ≥ 99.5 %), the grounding pass rate and the rejection reaso
 it uses the packaged SmolLM2; the same script takes a GPU backend and model id unchanged:
 
     python bench/generate.py --backend vllm --model meta-llama/Llama-2-7b-chat-hf
+    python bench/generate.py --model DIR --device cuda --dtype bf16 --measured WORK
+
+The bare side is the same backend instance (so the same device, dtype, threads and batch
+size) on the exact requests the stage sent, all queued at once; both sides run after a
+warm-up that compiled every template's grammar. ``--measured`` takes a work dir that is
+already ingested and augmented (``scripts/gpu_check.py --prepare`` makes one), for machines
+without the augment extra.
 """
 
 from __future__ import annotations
@@ -57,7 +64,6 @@ class RecordingBackend:
 
 
 def main() -> None:
-    from qagen.augment.stage import augment
     from qagen.config import GenerateConfig
     from qagen.generate.backends import BackendConfig, load_backend
     from qagen.generate.stage import generate
@@ -69,15 +75,22 @@ def main() -> None:
     parser.add_argument("--backend", default="transformers")
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of the backend.")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", default="auto", help="auto, fp32, fp16 or bf16")
+    parser.add_argument("--measured", type=Path, default=None,
+                        help="An ingested + augmented work dir (skips rendering/augment).")
     parser.add_argument("--clips-per-shard", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=None,
                         help="completion budget (default: each template's output bound)")
     parser.add_argument("--out", type=Path, default=Path("bench-out/generate"))
     args = parser.parse_args()
 
-    corpus = write_demo_corpus(args.out / "demo")
-    base = WorkDir(args.out / "measured")
+    base = WorkDir(args.measured or args.out / "measured")
     if not base.manifest_shards("features"):
+        from qagen.augment.stage import augment
+
+        corpus = write_demo_corpus(args.out / "demo")
         for source, root in corpus.sources.items():
             ingest(source, Path(root), work=base)
         augment(base, workers=2)
@@ -85,7 +98,8 @@ def main() -> None:
     shutil.rmtree(work.root, ignore_errors=True)
     shutil.copytree(base.root, work.root)
 
-    bcfg = BackendConfig(backend=args.backend, model=args.model, batch_size=args.batch_size)
+    bcfg = BackendConfig(backend=args.backend, model=args.model, batch_size=args.batch_size,
+                         threads=args.threads, device=args.device, dtype=args.dtype)
     t0 = time.perf_counter()
     backend = load_backend(bcfg)
     load_s = time.perf_counter() - t0
@@ -123,6 +137,9 @@ def main() -> None:
     result = {
         "backend": args.backend,
         "model": args.model,
+        "device": args.device,
+        "dtype": bcfg.dtype,
+        "batch_size": args.batch_size,
         "load_s": round(load_s, 1),
         "requests": report.requests,
         "responses_parsed_first_try": parsed,
