@@ -67,3 +67,15 @@ def test_clips_n_renders_a_sampled_corpus_that_its_ingester_reads(tmp_path: Path
     assert write_demo_corpus(out, clips=6, sources=["musiccaps", "audiofolder"]).reused
     with pytest.raises(ConfigError, match="no clips for"):
         write_demo_corpus(tmp_path / "x", clips=3, sources=["nosuch"])
+
+
+def test_a_sampled_corpus_holds_out_a_fifth() -> None:
+    from collections import Counter
+
+    from qagen.demo.corpus import _split_for
+
+    splits = Counter(_split_for(i, 100, "mtt", sampled=True) for i in range(100))
+    assert splits == {"train": 70, "test": 20, "valid": 10}
+    assert Counter(_split_for(i, 50, "fma", sampled=True) for i in range(50))["test"] == 10
+    # The table keeps its one test clip per source.
+    assert [_split_for(i, 4, "fma") for i in range(4)] == ["train"] * 3 + ["test"]

@@ -50,8 +50,14 @@ class DemoCorpus(BaseModel):
     reused: bool
 
 
-def _split_for(index: int, count: int, source: str) -> str:
-    """Last clip of each source is test; MTT also gets a validation clip (folder c)."""
+def _split_for(index: int, count: int, source: str, *, sampled: bool = False) -> str:
+    """Table: the last clip of each source is test, and MTT gets a validation clip (folder c).
+    Sampled (``clips=N``): every fifth clip is test, so a training run holds out a fifth of
+    them, and MTT sends every tenth from the third on to validation."""
+    if sampled:
+        if index % 5 == 4:
+            return "test"
+        return "valid" if source == "mtt" and index % 10 == 2 else "train"
     if index == count - 1:
         return "test"
     if source == "mtt" and index == count - 2:
@@ -68,7 +74,7 @@ def _writer_code(writer: NativeWriter) -> str:
 def _fingerprint(sources: Sequence[str], writers: Mapping[str, NativeWriter], seed: int,
                  sr: int, clips: int | None) -> str:
     h = hashlib.sha256(f"{DEMO_VERSION}\x1f{list(sources)}\x1f{seed}\x1f{sr}\x1f{clips}".encode())
-    for text in [inspect.getsource(synth), inspect.getsource(plan),
+    for text in [inspect.getsource(synth), inspect.getsource(plan), inspect.getsource(_split_for),
                  *(_writer_code(writers[s]) for s in sources)]:
         h.update(text.encode())
     return h.hexdigest()
@@ -124,9 +130,11 @@ def write_corpus(
     out.mkdir(parents=True, exist_ok=True)
     marker.unlink(missing_ok=True)
     truth_lines: list[str] = []
+    sampled = clips is not None
     for source in chosen:
         specs = specs_by_source[source]
-        clips = [plan.demo_clip(spec, source=source, split=_split_for(i, len(specs), source), sr=sr)
+        clips = [plan.demo_clip(spec, source=source, sr=sr,
+                                split=_split_for(i, len(specs), source, sampled=sampled))
                  for i, spec in enumerate(specs)]
         target = out / source
         if target.exists():
