@@ -15,13 +15,16 @@ PREFECT_PORT ?= 4200
 WORK ?= $(OUT)
 REVIEW_PORT ?= 8765
 PREFECT_SERVER := http://127.0.0.1:$(PREFECT_PORT)/api
+# make gpu-check: the Python whose torch sees the GPU (the image's), and where the JSON goes.
+GPU_PYTHON ?= python3
+GPU_CHECK_OUT ?= bench-out/gpu-check/gpu-check.json
 
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install dataset test test-fast test-vllm venv-vllm lint schemas bench clean \
+.PHONY: help install dataset test test-fast test-vllm venv-vllm lint schemas bench gpu-check clean \
 	prefect-server serve deploy run-deployment review
 
 help:
@@ -34,6 +37,7 @@ help:
 	@echo "make review    curators' review page for WORK (default $(OUT)) on http://127.0.0.1:$(REVIEW_PORT)/"
 	@echo "make bench     benchmarks: ours vs the raw engine (augment, embed, generate), scale, hard set"
 	@echo "make dataset CONFIG=configs/full-gpu.yaml | DATA=dir   real datasets / GPU models"
+	@echo "make gpu-check on one NVIDIA GPU (GPU_PYTHON=python with CUDA torch): tests + benchmarks → $(GPU_CHECK_OUT)"
 	@echo "make prefect-server / serve / deploy / run-deployment   build-musicqa/local deployment"
 
 $(STAMP): pyproject.toml
@@ -77,6 +81,13 @@ review: $(STAMP)
 
 schemas: $(STAMP)
 	$(VENV)/bin/qagen schemas --out schemas
+
+# The GPU path on one NVIDIA GPU in ≤ 7 minutes, with the image's own torch/transformers (no venv,
+# no network): CUDA tests, train bf16, embed at MERT-95M/330M shapes, generate on a random 1.1B
+# Llama → one JSON. Without CUDA every step is skipped. Generate needs `$(PY) scripts/gpu_check.py
+# --prepare` run beforehand where the venv is (writes bench-out/gpu-check/prep, ~4 MB).
+gpu-check:
+	$(GPU_PYTHON) scripts/gpu_check.py --out $(GPU_CHECK_OUT)
 
 bench: $(STAMP)
 	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(PY) $$b || exit 1; done || echo "no benchmarks yet"

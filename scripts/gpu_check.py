@@ -265,7 +265,8 @@ def step_generate_1b(tmp: Path, *, timeout: float) -> dict[str, Any]:
     out = tmp / "bench"
     _run([sys.executable, "bench/generate.py", "--model", str(model_dir), "--measured",
           str(measured), "--device", "cuda", "--dtype", "auto", "--batch-size", "16",
-          "--max-tokens", "128", "--out", str(out)], timeout=max(left, 1))
+          "--max-tokens", "128", "--clips-per-shard", "6", "--out", str(out)],
+         timeout=max(left, 1))
     result = json.loads((out / "result.json").read_text())
     keep = ("device", "dtype", "requests", "stage_tok_per_s", "bare_tok_per_s",
             "ratio_stage_over_bare", "stage_tokens", "bare_tokens", "first_try_valid_rate")
