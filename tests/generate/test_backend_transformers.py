@@ -399,3 +399,32 @@ def test_device_and_dtype_options_are_checked_before_any_work(
         if not torch.cuda.is_available():
             assert run("--device", "cuda") == 2
             assert "torch sees no CUDA GPU" in capsys.readouterr().err
+
+
+@needs_model
+def test_an_mpt_model_decodes_under_the_grammar(qagen_home: Path, tmp_path: Path) -> None:
+    """MPT-7B's architecture (ALiBi, no position embeddings) through this backend, as
+    configs/backends/transformers-mpt7b.yaml runs it: a tiny random MPT, the ChatML template."""
+    import torch
+    from transformers import AutoTokenizer, MptConfig, MptForCausalLM
+
+    from tests.conftest import REPO
+
+    source = qagen_home / "models" / CONVERTED_DIRNAME
+    folder = tmp_path / "tiny-mpt"
+    folder.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(source / name, folder / name)
+    torch.manual_seed(0)
+    vocab = len(AutoTokenizer.from_pretrained(folder))
+    MptForCausalLM(MptConfig(d_model=64, n_heads=4, n_layers=2, vocab_size=vocab,
+                             max_seq_len=1024)).save_pretrained(folder)
+    b = TransformersBackend(BackendConfig(model=str(folder), batch_size=2, threads=1,
+                                          device="cpu", dtype="fp32", max_model_len=1024,
+                                          chat_template=str(REPO / "configs" / "chatml.jinja")))
+    try:
+        results = b.generate([make_request(i, max_tokens=16) for i in range(3)])
+    finally:
+        b.close()
+    assert [(r.finish_reason, r.completion_tokens) for r in results] == [("length", 16)] * 3
+    assert results[0].text.startswith('{"pairs": [') and results[1].text.startswith('{"caption"')
