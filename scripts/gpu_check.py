@@ -6,7 +6,9 @@ error must cost only its own step. Every step runs in a child process with its o
 (and the remaining total budget), reports into its own JSON file, and is recorded as
 ``ok``, ``failed`` (with the error's last lines), ``timeout`` or ``skipped`` (with why).
 Without CUDA every step is skipped, so the same command is a fast smoke test on a CPU
-(``tests/test_gpu_check.py``).
+(``tests/test_gpu_check.py``). ``--cpu-dry-run`` instead runs every step on the CPU at toy
+sizes (tiny widths, a few short clips, a 2-layer Llama): the plumbing of each step, proven
+where there is no GPU; its figures mean nothing.
 
 Steps:
 
@@ -76,6 +78,22 @@ LLAMA_1B = {"hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers":
             "num_attention_heads": 32, "num_key_value_heads": 4,
             "max_position_embeddings": 4096, "tie_word_embeddings": False}
 EMBED_CLIPS, CLIP_S = 48, 30.0
+#: Set by ``--cpu-dry-run`` for the step processes: CPU, toy sizes.
+DRY_ENV = "QAGEN_GPU_CHECK_DRY"
+#: What ``--cpu-dry-run`` shrinks (hidden widths, layers, clips, tokens).
+DRY_MERT = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "intermediate_size": 128}
+DRY_LLAMA = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2}
+
+
+def dry() -> bool:
+    """True in a ``--cpu-dry-run`` step process."""
+    return os.environ.get(DRY_ENV) == "1"
+
+
+def device() -> str:
+    return "cpu" if dry() else "cuda"
 
 
 class Skip(Exception):  # noqa: N818 - a step's outcome, not an error
@@ -88,7 +106,7 @@ def cuda_or_skip() -> Any:
         import torch
     except ImportError as exc:
         raise Skip(f"torch is not importable: {exc}") from exc
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available() and not dry():
         raise Skip(f"no CUDA device (torch {torch.__version__}, built for CUDA "
                    f"{torch.version.cuda})")
     return torch
@@ -160,16 +178,16 @@ def step_train_bf16(tmp: Path, *, timeout: float) -> dict[str, Any]:
     tiny_lm_dir(lm, vocab=len(AutoTokenizer.from_pretrained(lm)))
     root, ids = write_qa_work(tmp / "work")
     emb = InMemoryEmbeddings(random_embeddings(ids))
-    cfg = TrainConfig(lm=str(lm), arch="mu_llama", run="gpu-check", steps=120, lr=2e-2,
-                      warmup_steps=2, adapter_layers=2, adapter_blocks=1, adapter_ffn_mult=2,
-                      device="cuda")
+    cfg = TrainConfig(lm=str(lm), arch="mu_llama", run="gpu-check", steps=40 if dry() else 120,
+                      lr=2e-2, warmup_steps=2, adapter_layers=2, adapter_blocks=1,
+                      adapter_ffn_mult=2, device=device())
     report = TrainReport.model_validate(
         train(WorkDir(root), config=cfg, embeddings=emb, progress=False).details)
     falling = (report.first_loss is not None and report.last_loss is not None
                and report.last_loss < report.first_loss)
     if not falling:
         raise RuntimeError(f"loss did not fall: {report.first_loss} → {report.last_loss}")
-    return {"gpu": torch.cuda.get_device_name(0), "device": report.device,
+    return {"gpu": None if dry() else torch.cuda.get_device_name(0), "device": report.device,
             "precision": report.precision, "steps": report.steps,
             "steps_per_s": round(1 / report.seconds_per_step, 2)
             if report.seconds_per_step else None,
@@ -181,8 +199,12 @@ def _mert_folder(size: str, out: Path, *, torch: Any) -> Path:
     """A random-weight MERT-v1 folder of the given size, saved in bf16 (what it runs in)."""
     from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
-    config = HubertConfig(**MERT_FRONT_END, **MERT_SIZES[size])  # type: ignore[arg-type]
-    with torch.device("cuda"):
+    front, shape = dict(MERT_FRONT_END), dict(MERT_SIZES[size])
+    if dry():
+        front["conv_dim"] = [32] * 7
+        shape.update(DRY_MERT)
+    config = HubertConfig(**front, **shape)  # type: ignore[arg-type]
+    with torch.device(device()):
         torch.manual_seed(0)
         model = HubertModel(config)
     model.to(torch.bfloat16).save_pretrained(out)
@@ -213,18 +235,21 @@ def _step_embed(size: str, tmp: Path, *, timeout: float) -> dict[str, Any]:
     torch = cuda_or_skip()
     started = time.monotonic()
     folder = _mert_folder(size, tmp / f"mert-{size}", torch=torch)
-    audio = _clips(tmp / "audio", n=EMBED_CLIPS, seconds=CLIP_S)
+    audio = _clips(tmp / "audio", n=3 if dry() else EMBED_CLIPS, seconds=6 if dry() else CLIP_S)
     left = timeout - (time.monotonic() - started) - 5
     out = tmp / "bench"
+    threads = 1 if dry() else min(8, os.cpu_count() or 1)
     _run([sys.executable, "bench/embed.py", "--encoder", str(folder), "--audio", str(audio),
-          "--device", "cuda", "--dtype", "auto", "--threads", str(min(8, os.cpu_count() or 1)),
-          "--repeats", "2", "--out", str(out)], timeout=max(left, 1))
+          "--device", device(), "--dtype", "bf16" if dry() else "auto", "--threads",
+          str(threads), "--repeats", "1" if dry() else "2", "--out", str(out)],
+         timeout=max(left, 1))
     result = json.loads((out / "result.json").read_text())
     keep = ("gpu", "compute_dtype", "batch_size", "clips", "audio_seconds",
             "stage_clips_per_hour", "bare_clips_per_hour", "stage_audio_s_per_s",
             "bare_audio_s_per_s", "ratio_stage_over_bare", "ratio_without_encoder_load",
             "peak_cuda_mib")
-    return {"shape_of": f"m-a-p/MERT-v1-{size.upper()}", "clip_s": CLIP_S,
+    return {"shape_of": f"m-a-p/MERT-v1-{size.upper()}" + (" (toy widths)" if dry() else ""),
+            "clip_s": 6 if dry() else CLIP_S,
             **{k: result.get(k) for k in keep}}
 
 
@@ -251,10 +276,11 @@ def step_generate_1b(tmp: Path, *, timeout: float) -> dict[str, Any]:
     model_dir = tmp / "llama-1b-random"
     shutil.copytree(tokenizer, model_dir)
     tok = AutoTokenizer.from_pretrained(model_dir)
+    shape = {**LLAMA_1B, **(DRY_LLAMA if dry() else {})}
     config = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                         **LLAMA_1B)  # type: ignore[arg-type]
-    with torch.device("cuda"):
+                         **shape)  # type: ignore[arg-type]
+    with torch.device(device()):
         torch.manual_seed(0)
         model = LlamaForCausalLM(config).to(torch.bfloat16)
     params = sum(p.numel() for p in model.parameters())
@@ -264,13 +290,15 @@ def step_generate_1b(tmp: Path, *, timeout: float) -> dict[str, Any]:
     left = timeout - (time.monotonic() - started) - 5
     out = tmp / "bench"
     _run([sys.executable, "bench/generate.py", "--model", str(model_dir), "--measured",
-          str(measured), "--device", "cuda", "--dtype", "auto", "--batch-size", "16",
-          "--max-tokens", "128", "--clips-per-shard", "6", "--out", str(out)],
+          str(measured), "--device", device(), "--dtype", "fp32" if dry() else "auto",
+          "--batch-size", "16", "--max-tokens", "16" if dry() else "128",
+          "--clips-per-shard", "1" if dry() else "6", "--out", str(out)],
          timeout=max(left, 1))
     result = json.loads((out / "result.json").read_text())
     keep = ("device", "dtype", "requests", "stage_tok_per_s", "bare_tok_per_s",
             "ratio_stage_over_bare", "stage_tokens", "bare_tokens", "first_try_valid_rate")
-    return {"params": params, "shape_of": "TinyLlama-1.1B (random weights)",
+    return {"params": params,
+            "shape_of": "a 2-layer toy Llama" if dry() else "TinyLlama-1.1B (random weights)",
             **{k: result.get(k) for k in keep}}
 
 
@@ -323,13 +351,17 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def run_check(*, out: Path, steps: list[str], budget_s: float) -> dict[str, Any]:
+def run_check(*, out: Path, steps: list[str], budget_s: float,
+              cpu_dry_run: bool = False) -> dict[str, Any]:
     """Every step in its own child process within its timeout and the total budget."""
     started = time.monotonic()
+    if cpu_dry_run:
+        os.environ[DRY_ENV] = "1"  # inherited by the step processes
     work = out.parent / "gpu-check-work"
     shutil.rmtree(work, ignore_errors=True)
     report: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                              "budget_s": budget_s, "environment": environment(), "steps": {}}
+                              "budget_s": budget_s, "cpu_dry_run": cpu_dry_run,
+                              "environment": environment(), "steps": {}}
     for name in steps:
         left = budget_s - (time.monotonic() - started)
         timeout = min(STEPS[name], left)
@@ -407,6 +439,8 @@ def main() -> None:
     parser.add_argument("--steps", default=",".join(STEPS), help="Comma-separated subset.")
     parser.add_argument("--budget-s", type=float, default=420.0, help="All steps together.")
     parser.add_argument("--prepare", action="store_true", help="Write the generate inputs.")
+    parser.add_argument("--cpu-dry-run", action="store_true",
+                        help="Run every step on the CPU at toy sizes (plumbing only).")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--tmp", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
@@ -423,7 +457,8 @@ def main() -> None:
     unknown = sorted(set(steps) - set(STEPS))
     if unknown:
         parser.error(f"unknown steps {unknown}; choose from {', '.join(STEPS)}")
-    report = run_check(out=args.out, steps=steps, budget_s=args.budget_s)
+    report = run_check(out=args.out, steps=steps, budget_s=args.budget_s,
+                       cpu_dry_run=args.cpu_dry_run)
     log.info("gpu-check: %s in %.1f s → %s", "ok" if report["ok"] else "FAILED",
              report["total_s"], args.out)
     sys.exit(0 if report["ok"] else 1)

@@ -39,3 +39,29 @@ def test_unknown_steps_are_refused(tmp_path: Path) -> None:
                           cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and "unknown steps ['nope']" in proc.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.slow
+def test_cpu_dry_run_runs_every_step_at_toy_sizes(tmp_path: Path) -> None:
+    """The GPU steps' plumbing (model folders, clips, both benchmarks, the train stage, the
+    CUDA test files) on the CPU; needs the generate inputs (``--prepare``), else that step is
+    skipped with the command that makes them."""
+    out = tmp_path / "dry.json"
+    proc = subprocess.run([sys.executable, "scripts/gpu_check.py", "--cpu-dry-run",
+                           "--budget-s", "900", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=1200, check=False)
+    report = json.loads(out.read_text())
+    assert proc.returncode == 0, report
+    steps = report["steps"]
+    prepared = (REPO / "bench-out/gpu-check/prep/tokenizer/tokenizer.json").is_file()
+    for name, step in steps.items():
+        if name == "generate_1b" and not prepared:
+            assert step["status"] == "skipped" and "--prepare" in step["reason"]
+            continue
+        assert step["status"] == "ok", (name, step)
+    assert steps["train_bf16"]["results"]["loss_falling"] is True
+    for name in ("embed_mert_95m", "embed_mert_330m"):
+        res = steps[name]["results"]
+        assert res["compute_dtype"] == "bfloat16" and res["clips"] == 3
+        assert res["stage_clips_per_hour"] > 0 and res["ratio_stage_over_bare"] > 0
+    assert steps["cuda_tests"]["results"]["pytest"]["failures"] == 0
