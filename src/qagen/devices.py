@@ -6,9 +6,22 @@ Why a module: ``--device cuda`` on a machine without a usable GPU must be a one-
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from qagen.errors import ConfigError
+
+#: Device nodes a GPU driver creates (NVIDIA, ROCm); with none of them CUDA is unavailable.
+GPU_DRIVER_NODES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
+
+
+def gpu_driver_present() -> bool:
+    """Whether a GPU driver is loaded, checked without importing torch.
+
+    Why: resolving ``auto`` decides cache keys before any work, and a re-run with nothing to
+    do should not pay torch's import (1-2 s) to learn that a CPU machine has no GPU.
+    """
+    return any(Path(node).exists() for node in GPU_DRIVER_NODES)
 
 
 def resolve_device(requested: str | None, *, torch: Any = None) -> str:
@@ -20,9 +33,11 @@ def resolve_device(requested: str | None, *, torch: Any = None) -> str:
     ConfigError
         An unknown device name, or CUDA requested where torch sees no CUDA device.
     """
+    name = (requested or "auto").strip().lower()
+    if name == "auto" and torch is None and not gpu_driver_present():
+        return "cpu"  # without a driver torch sees no GPU: no need to import it to know
     if torch is None:
         import torch
-    name = (requested or "auto").strip().lower()
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     kind, _, index = name.partition(":")

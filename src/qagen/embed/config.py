@@ -13,7 +13,7 @@ TINY_ENCODER = "qagen/mert-tiny-random"
 
 #: Fields that do not change the stored arrays (speed and placement only): kept out of cache
 #: keys and resume fingerprints, so changing them never redoes finished work.
-RUNTIME_FIELDS = frozenset({"batch_size", "threads", "device"})
+RUNTIME_FIELDS = frozenset({"batch_size", "threads", "device", "workers"})
 #: Windows per forward pass when ``batch_size="auto"`` on the CPU (on CUDA: sized by free memory).
 CPU_BATCH = 8
 
@@ -56,6 +56,11 @@ class EmbedConfig(BaseModel):
                     "identity once resolved: half precision changes the arrays slightly.")
     threads: int | None = Field(
         default=None, ge=1, description="torch threads during the stage (None = all cores).")
+    workers: int | Literal["auto"] = Field(
+        default="auto",
+        description="Clips in flight at once (threads): while one clip's windows run on the "
+                    "GPU the next is decoded; auto = 4 on CUDA, 1 on the CPU (where the "
+                    "forward already uses every core).")
     device: str = Field(
         default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
         description="auto = cuda when available, else cpu; cuda:N picks a GPU.")

@@ -20,9 +20,12 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +157,7 @@ class ClipEmbedder:
     compute_dtype: str = "float32"  # resolved (never "auto"): the one in the identity
     _encoder: MertEncoder | MadmomFeatureEncoder | None = field(default=None, repr=False)
     _threads_before: int | None = field(default=None, repr=False)
+    _loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def encoder(self) -> MertEncoder | MadmomFeatureEncoder:
@@ -165,7 +169,14 @@ class ClipEmbedder:
         return encoder_sr(self.source, self.config)
 
     def load(self) -> MertEncoder | MadmomFeatureEncoder:
-        """Set torch's thread count (restored by :meth:`close`) and load the encoder once."""
+        """Set torch's thread count (restored by :meth:`close`) and load the encoder once
+        (under a lock: with ``workers`` > 1 several clips ask for it at once)."""
+        if self._encoder is not None:
+            return self._encoder
+        with self._loading:
+            return self._load()
+
+    def _load(self) -> MertEncoder | MadmomFeatureEncoder:
         if self._encoder is None and self.source.name == MADMOM_ENCODER:
             self._encoder = MadmomFeatureEncoder.load()
         if self._encoder is None:
@@ -312,14 +323,41 @@ def embed(
                             cache_dir=(work.cache / STAGE) if cache else None, identity=identity,
                             compute_dtype=compute)
     try:
-        return run_stage(work, embedder, stage=STAGE, version=STAGE_VERSION,
-                         inputs=ManifestShards(work, keys=shard_keys),
-                         sinks=[arrays_sink(work, embedder)], config=identity,
-                         skip=skip_unreadable, strict=strict, on_item=on_item,
-                         label=lambda r: "cache_hit" if r.cached else "computed",
-                         measure=lambda r: {"audio_seconds": r.seconds})
+        with clip_mapper(workers_of(source, config)) as mapper:
+            return run_stage(work, embedder, stage=STAGE, version=STAGE_VERSION,
+                             inputs=ManifestShards(work, keys=shard_keys),
+                             sinks=[arrays_sink(work, embedder)], config=identity,
+                             skip=skip_unreadable, strict=strict, on_item=on_item,
+                             mapper=mapper,
+                             label=lambda r: "cache_hit" if r.cached else "computed",
+                             measure=lambda r: {"audio_seconds": r.seconds})
     finally:
         embedder.close()
+
+
+def workers_of(source: EncoderSource, config: EmbedConfig) -> int:
+    """Clips in flight: ``auto`` = 4 for a MERT on CUDA, else 1.
+
+    Why on CUDA: decoding, resampling and pooling a clip are CPU work of the same order as
+    its forward pass on a GPU; with one clip at a time the GPU waits for them. Threads
+    suffice (soundfile, soxr, numpy and torch release the GIL). On the CPU the forward
+    already uses every core, and madmom runs single-threaded networks per process.
+    """
+    if config.workers != "auto":
+        return int(config.workers)
+    if source.name == MADMOM_ENCODER:
+        return 1
+    return 4 if resolve_device(config.device).startswith("cuda") else 1
+
+
+@contextmanager
+def clip_mapper(workers: int) -> Iterator[Callable[..., Any] | None]:
+    """``map`` over ``workers`` threads, results in input order (None: the engine's own)."""
+    if workers <= 1:
+        yield None
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") as pool:
+        yield pool.map
 
 
 def arrays_sink(work: WorkDir, embedder: ClipEmbedder) -> ArraysSink[ClipEmbedding, EmbeddingRow]:
