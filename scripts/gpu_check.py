@@ -326,10 +326,20 @@ def run_child(name: str, tmp: Path, result: Path, *, timeout: float) -> None:
 # --- the parent -----------------------------------------------------------------------------
 
 
+#: Modules the steps import besides torch and transformers; the image may lack some (pure-Python
+#: ones can travel as wheels: pip install --no-index --find-links WHEELS …).
+NEEDED_MODULES = ("numpy", "pydantic", "pyarrow", "soundfile", "soxr", "yaml", "jinja2",
+                  "xgrammar", "safetensors", "tokenizers", "pytest")
+
+
 def environment() -> dict[str, Any]:
-    """What ran the check: Python, torch/transformers versions, the GPU (or why none)."""
+    """What ran the check: Python, torch/transformers versions, the GPU (or why none), and
+    which modules the steps need are missing (a failed step then says why at a glance)."""
+    import importlib.util
+
     env: dict[str, Any] = {"python": platform.python_version(), "host": platform.node(),
                            "cpu_count": os.cpu_count()}
+    env["missing_modules"] = [m for m in NEEDED_MODULES if importlib.util.find_spec(m) is None]
     try:
         import torch
 
@@ -396,6 +406,7 @@ def run_check(*, out: Path, steps: list[str], budget_s: float,
         shutil.rmtree(tmp, ignore_errors=True)  # model folders and audio: GBs
     statuses = [s["status"] for s in report["steps"].values()]
     report["total_s"] = round(time.monotonic() - started, 2)
+    report["summary"] = {k: statuses.count(k) for k in ("ok", "skipped", "failed", "timeout")}
     report["ok"] = all(s in ("ok", "skipped") for s in statuses)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

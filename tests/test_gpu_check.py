@@ -29,6 +29,8 @@ def test_gpu_check_skips_every_step_without_cuda(tmp_path: Path) -> None:
         assert step["reason"].startswith("no CUDA device"), (name, step)
         assert 0 < step["timeout_s"] <= 110
     assert report["ok"] is True and report["environment"]["cuda_available"] is False
+    assert report["summary"] == {"ok": 0, "skipped": 5, "failed": 0, "timeout": 0}
+    assert report["environment"]["missing_modules"] == []  # the venv has all the steps need
     assert report["total_s"] < report["budget_s"] == 420.0
     assert not (tmp_path / "gpu-check-work").exists()  # scratch removed
 
