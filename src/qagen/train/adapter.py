@@ -27,6 +27,7 @@ import torch.nn.functional as tnf
 from torch import nn
 
 from qagen.errors import ConfigError
+from qagen.train.feature_norm import FeatureNorm
 
 
 class GatedDenseBlock(nn.Module):
@@ -79,6 +80,7 @@ class MuLlamaAdapter(nn.Module):
         self.layer_ids = list(range(lm_layers - n_layers, lm_layers))
         self.prefix_len = prefix_len
         self.lm_dim = lm_dim
+        self.feature_norm = FeatureNorm((enc_layers, enc_dim))
         self.agg = nn.Conv1d(enc_layers, 1, kernel_size=1)
         self.proj = nn.Linear(enc_dim, lm_dim)
         self.blocks = nn.ModuleList(GatedDenseBlock(lm_dim, mult=ffn_mult) for _ in range(blocks))
@@ -87,8 +89,9 @@ class MuLlamaAdapter(nn.Module):
         self._prefixes: torch.Tensor | None = None
 
     def encode(self, layers: torch.Tensor) -> torch.Tensor:
-        """[B, L+1, H] pooled encoder states → [B, 1, lm_dim] music feature."""
-        x = self.agg(layers).squeeze(1)
+        """[B, L+1, H] pooled encoder states → [B, 1, lm_dim] music feature (standardised
+        with the training clips' statistics first: :mod:`qagen.train.feature_norm`)."""
+        x = self.agg(self.feature_norm(layers)).squeeze(1)
         x = tnf.normalize(x, dim=-1).unsqueeze(1)
         x = self.proj(x)
         for block in self.blocks:

@@ -36,7 +36,7 @@ from qagen.workdir import RunDir, WorkDir
 log = logging.getLogger(__name__)
 
 #: Bump when the same config would train different weights (data handling, loop).
-STAGE_VERSION = "1"
+STAGE_VERSION = "2"
 
 
 def _fingerprint(config: TrainConfig, work: WorkDir) -> str:
@@ -177,6 +177,10 @@ def train_run(work: WorkDir, *, config: TrainConfig | None = None,
     shape = _check_shapes(data, config.arch)
     torch.manual_seed(config.seed)
     model = MusicLM.build(lm, tokenizer, config=config, feature_shape=shape)
+    fitted = model.music.feature_norm.fit(
+        {e.pair.clip_id: e.features for e in data.train}.values())
+    log.info("feature statistics from %d vectors of %d training clips", fitted,
+             data.counts.train_clips)
     encoder = getattr(source, "encoder_id", None) or config.encoder or "unknown"
     write_json_atomic(run.config, {
         "train": config.model_dump(), "fingerprint": fingerprint, "feature_shape": list(shape),
