@@ -68,7 +68,7 @@ def build_work(out: Path, *, clips: int, seed: int) -> Path:
 
 
 def train_and_evaluate(work_root: Path, *, arch: str, steps: int, max_pairs: int,
-                       seed: int) -> dict[str, Any]:
+                       seed: int, lr: float) -> dict[str, Any]:
     """One architecture: train on the MIR kinds, evaluate the three variants."""
     from qagen.records.qa import QAKind
     from qagen.stages import evaluate, train
@@ -76,7 +76,7 @@ def train_and_evaluate(work_root: Path, *, arch: str, steps: int, max_pairs: int
     from qagen.workdir import WorkDir
 
     work = WorkDir(work_root)
-    cfg = TrainConfig(run=f"hears-{arch}", arch=arch, steps=steps, batch_size=8,
+    cfg = TrainConfig(run=f"hears-{arch}", arch=arch, steps=steps, batch_size=8, lr=lr,
                       save_every=50, seed=seed, max_len=96, loss_eval_max=64,
                       qa_kinds=[QAKind(k) for k in MIR_KINDS])
     t0 = time.perf_counter()
@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                              "whole LM: ~4x a MU-LLaMA step on CPU).")
     parser.add_argument("--archs", default="mu_llama,llark")
     parser.add_argument("--max-pairs", type=int, default=300)
+    parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench-out/train_hears"))
     parser.add_argument("--json", type=Path, default=None)
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     work_root = build_work(args.out, clips=args.clips, seed=args.seed)
     results = [train_and_evaluate(work_root, arch=a.strip(),
                                   steps=args.llark_steps if a.strip() == "llark" else args.steps,
-                                  max_pairs=args.max_pairs, seed=args.seed)
+                                  max_pairs=args.max_pairs, seed=args.seed, lr=args.lr)
                for a in args.archs.split(",") if a.strip()]
     sys.stdout.write(f"\n## Does the adapter hear? ({args.clips} sampled demo clips, "
                      f"SmolLM2-135M frozen, qagen/madmom-features)\n\n")

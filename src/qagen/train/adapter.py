@@ -85,6 +85,10 @@ class MuLlamaAdapter(nn.Module):
         self.proj = nn.Linear(enc_dim, lm_dim)
         self.blocks = nn.ModuleList(GatedDenseBlock(lm_dim, mult=ffn_mult) for _ in range(blocks))
         self.prefix_query = nn.Embedding(n_layers * prefix_len, lm_dim)
+        # Small, as an LM's own embeddings start (initializer_range 0.02): with nn.Embedding's
+        # N(0, 1) the learnt queries (norm ~√lm_dim) drown the L2-normalised music feature
+        # (norm ~1) they are added to, and the adapter learns a prior before it learns to hear.
+        nn.init.normal_(self.prefix_query.weight, std=0.02)
         self.gates = nn.Parameter(torch.zeros(n_layers, lm_heads))
         self._prefixes: torch.Tensor | None = None
 
