@@ -7,18 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from qagen.cli import main
 from qagen.ingest import ingest
 from qagen.workdir import WorkDir
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr("sys.argv", ["qagen", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+from tests.test_cli import run_cli
 
 
 def test_embed_command_takes_dtype_and_batch_size(
