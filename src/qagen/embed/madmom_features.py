@@ -184,8 +184,6 @@ class MadmomFeatureEncoder:
     sr: int = SR
     frame_rate_hz: float = NATIVE_FRAME_RATE_HZ
     min_samples: int = int(MIN_SECONDS * SR)
-    hidden_size: int = DIM
-    num_states: int = 3
 
     @classmethod
     def load(cls) -> MadmomFeatureEncoder:
