@@ -44,6 +44,32 @@ def test_plan_covers_every_feel_meter_and_mode_and_is_deterministic() -> None:
     assert 0.25 <= sum(p.mp3 for p in plan) / len(plan) <= 0.4
 
 
+def test_default_plan_has_two_large_halves_rich_in_hard_cases() -> None:
+    plan = plan_hard_set()
+    assert len({p.name for p in plan}) == len(plan) >= 120
+    for half in ("dev", "test"):
+        pieces = [p for p in plan if split_of(p.name) == half]
+        assert len(pieces) >= 60
+        assert sum(p.meter == "6/8" for p in pieces) >= 0.25 * len(pieces)
+        fast = [p for p in pieces if p.meter != "6/8" and p.tempo_bpm >= 130]
+        assert len(fast) >= 0.5 * sum(p.meter != "6/8" for p in pieces)
+
+
+@pytest.mark.skipif(MISSING is not None and "pretty_midi" in (MISSING or ""),
+                    reason="needs pretty_midi")
+def test_6_8_melodies_move_in_eighths_not_duplets() -> None:
+    """Without drums only the melody says 6/8: its notes must fall on the eighth grid, and
+    some between the duplet points (1/3 or 2/3 of a beat)."""
+    from qagen.augment.hardset import piece_to_midi
+
+    for piece in [p for p in plan_hard_set(n=40) if p.meter == "6/8"][:4]:
+        pm, _ = piece_to_midi(piece)
+        eighth = 60.0 / piece.tempo_bpm / 3
+        pos = [n.start / eighth for n in pm.instruments[2].notes]
+        assert all(abs(x - round(x)) < 1e-3 for x in pos)
+        assert any(round(x) % 3 for x in pos)
+
+
 def test_split_is_by_name_and_gives_two_halves() -> None:
     names = [p.name for p in plan_hard_set(n=48)]
     splits = Counter(split_of(n) for n in names)
