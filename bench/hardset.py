@@ -7,8 +7,12 @@ and scores with mir_eval — so re-running after a decision-rule change costs se
 
     python bench/hardset.py [--out bench-out/hardset] [--realaudio ../shared/realaudio]
                             [--demo out/musicqa-demo/demo-corpus] [--workers 2] [--json F]
+                            [--fit-calibration]
 
-Tune on the dev half only; the test half is for reporting.
+Tune on the dev half only; the test half is for reporting. ``--fit-calibration`` refits the
+tempo-confidence map (``qagen/augment/tempo_calibration.json``) on the dev half's raw
+confidences before scoring; every run prints the reliability table (confidence bin: clips,
+mean confidence, accuracy) and, with matplotlib installed, writes ``OUT/calibration.png``.
 """
 
 from __future__ import annotations
@@ -83,14 +87,82 @@ def iter_source_clips(name: str, root: Path) -> list:
     return [c for c in src.iter_clips(root, options=options) if isinstance(c, Clip)]
 
 
-def decide_all(measurements: dict, clips: dict) -> dict:
+def decide_all(measurements: dict, clips: dict, calibration=None) -> dict:
     from qagen.augment.extract import decide_features
     from qagen.augment.models import extractor_versions
     from qagen.config import AugmentConfig
 
     config, versions = AugmentConfig(), extractor_versions()
-    return {cid: decide_features(m, clip=clips[cid], config=config, versions=versions)
+    return {cid: decide_features(m, clip=clips[cid], config=config, versions=versions,
+                                 tempo_calibration=calibration)
             for cid, m in measurements.items()}
+
+
+def tempo_pairs(rows: list[dict], features: dict, *,
+                evidence: bool = False) -> list[tuple[float, bool]]:
+    """(tempo confidence, Acc1 right) of every music clip with a notated tempo; with
+    ``evidence``, the calibration's input (``confidence.tempo_evidence``) instead."""
+    from qagen.augment.confidence import tempo_evidence
+    from qagen.augment.evaluate import tempo_acc
+
+    out = []
+    for r in rows:
+        f = features.get(r["clip_id"])
+        if (r.get("music", True) and r.get("tempo_bpm") and f is not None
+                and f.tempo_bpm is not None and f.tempo_confidence is not None):
+            x = f.tempo_confidence
+            if evidence:
+                x = tempo_evidence(f.tempo_bpm, x, [f.tempo_tcn_bpm, f.tempo_beats_bpm,
+                                                    f.tempo_librosa_bpm])
+            out.append((x, tempo_acc(f.tempo_bpm, r["tempo_bpm"])[0] == 1.0))
+    return out
+
+
+def reliability_table(title: str, raw: list, calibrated: list) -> str:
+    """Tempo reliability, raw share vs calibrated: per bin clips, mean confidence, accuracy."""
+    from qagen.augment.confidence import reliability
+
+    lines = [f"  tempo reliability, {title} (bin: n, mean confidence → accuracy):"]
+    for name, pairs in (("raw", raw), ("calibrated", calibrated)):
+        cells = [f"[{lo:.2f},{hi:.2f}) {n}: {conf:.2f}→{acc:.2f}"
+                 for lo, hi, n, conf, acc in reliability(pairs)]
+        if pairs:
+            ece = sum(n * abs(conf - acc) for _, _, n, conf, acc in reliability(pairs))
+            brier = sum((c - y) ** 2 for c, y in pairs) / len(pairs)
+            cells.append(f"ECE {ece / len(pairs):.3f} Brier {brier:.3f}")
+        lines.append(f"    {name:10s} " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def plot_calibration(path: Path, curves: dict[str, list[tuple[float, bool]]]) -> bool:
+    """Reliability diagram (accuracy against mean confidence per bin); False without
+    matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    from qagen.augment.confidence import reliability
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="perfect")
+    for name, pairs in curves.items():
+        table = reliability(pairs)
+        if table:
+            ax.plot([t[3] for t in table], [t[4] for t in table], marker="o",
+                    label=f"{name} (n={len(pairs)})")
+            for t in table:
+                ax.annotate(str(t[2]), (t[3], t[4]), fontsize=7, xytext=(3, -9),
+                            textcoords="offset points")
+    ax.set(xlabel="tempo confidence (bin mean)", ylabel="tempo Acc1", xlim=(0, 1.02),
+           ylim=(0, 1.02), title="augment tempo confidence, hard set")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
 
 
 def table(title: str, scores) -> str:
@@ -155,16 +227,23 @@ def breakdown(rows: list[dict], features: dict) -> str:
 
 
 def main() -> None:
+    from qagen.augment.confidence import (
+        CALIBRATION_FILE,
+        fit_tempo_calibration,
+        load_tempo_calibration,
+    )
     from qagen.augment.evaluate import score_features
-    from qagen.augment.hardset import write_hard_set
+    from qagen.augment.hardset import HARDSET_VERSION, write_hard_set
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("bench-out/hardset"))
-    ap.add_argument("--n", type=int, default=48)
+    ap.add_argument("--n", type=int, default=160)
     ap.add_argument("--realaudio", type=Path, default=None)
     ap.add_argument("--demo", type=Path, default=None, help="A built demo corpus folder.")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None, help="Write scores + per-clip rows.")
+    ap.add_argument("--fit-calibration", action="store_true",
+                    help="Refit the tempo-confidence map on the dev half and store it.")
     args = ap.parse_args()
 
     truth_path = write_hard_set(args.out / "set", n=args.n, realaudio=args.realaudio)
@@ -179,8 +258,20 @@ def main() -> None:
             jobs += [(args.demo / source, c) for c in iter_source_clips(source, args.demo / source)]
     clips = {c.clip_id: c for _, c in jobs}
     measurements = measure_all(jobs, args.out / "cache", args.workers)
-    features = decide_all(measurements, clips)
+    raw = decide_all(measurements, clips)  # uncalibrated: the evidence the map reads
+    dev_rows = [r for r in truth if r["split"] == "dev"]
+    if args.fit_calibration:
+        cal = fit_tempo_calibration(tempo_pairs(dev_rows, raw, evidence=True), fitted_on=(
+            f"hard set v{HARDSET_VERSION} (n={args.n}) dev half, tempo Acc1"))
+        CALIBRATION_FILE.write_text(json.dumps(cal.model_dump(mode="json"), indent=1) + "\n",
+                                    encoding="utf-8")
+        print(f"tempo calibration refitted on {cal.clips} dev clips → {CALIBRATION_FILE}",
+              file=sys.stderr)
+    else:
+        cal = load_tempo_calibration()
+    features = decide_all(measurements, clips, cal)
     report = {}
+    curves = {}
     for split in ("dev", "test"):
         rows = [r for r in truth if r["split"] == split]
         scores = score_features(rows, features)
@@ -188,6 +279,12 @@ def main() -> None:
         print(table(f"hard set, {split} half", scores))
         print(breakdown(rows, features))
         print(calibration(scores))
+        curves[f"{split}, calibrated"] = tempo_pairs(rows, features)
+        print(reliability_table(f"{split} half", tempo_pairs(rows, raw), curves[
+            f"{split}, calibrated"]))
+    curves["test, raw"] = tempo_pairs([r for r in truth if r["split"] == "test"], raw)
+    if plot_calibration(args.out / "calibration.png", curves):
+        print(f"calibration plot: {args.out / 'calibration.png'}", file=sys.stderr)
     if demo_truth:
         scores = score_features(demo_truth, features)
         report["demo"] = scores.model_dump(mode="json")

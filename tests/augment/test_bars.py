@@ -99,3 +99,44 @@ def test_a_level_chosen_from_the_chords_leaves_the_other_level_a_share() -> None
     assert hedged.confidence == pytest.approx(weights[hedged.bpm])
     assert hedged.confidence <= 1 - LEVEL_DOUBT + 1e-6
     assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize(("dotted", "beat", "reading"), [
+    (0.84, 0.08, (pytest.approx(2 / 3), 2, "6/8")),  # 6/8 tracked in quarter notes (hemiola)
+    (0.66, 0.64, (pytest.approx(2 / 3), 2, "6/8")),  # swung 6/8: the dotted level still wins
+    (-0.14, 0.94, None),  # 3/4: the beat repeats, 1.5 beats does not
+    (0.2, 0.05, None),  # too weak to move the level
+])
+def test_a_hemiola_is_read_as_6_8_from_the_beat_activation(
+        dotted: float, beat: float, reading: tuple | None) -> None:
+    assert metrical_reading(3, 3, dotted=dotted, beat=beat) == reading
+    # A tracker that counted eighths (period 6) is read as such, whatever the activation.
+    assert metrical_reading(3, 6, dotted=0.5, beat=0.0) == (pytest.approx(1 / 3), 2, "6/8")
+
+
+def test_two_eighth_periodicity_counts_as_triple_division_off_the_grid() -> None:
+    # 6/8 at 100 dotted-quarter BPM: 3× is off the profile grid (0.0), two eighths repeat.
+    assert metrical_reading(4, 2, triplets=0.0, duplets=-0.22, pairs=0.5) == (1.0, 2, "6/8")
+    assert metrical_reading(4, 2, triplets=-0.18, duplets=0.55, pairs=-0.17) == (
+        2.0, 4, "4/4")
+
+
+def test_chords_every_three_beats_of_a_four_beat_tracker_bar_mean_3_4() -> None:
+    assert metrical_reading(4, 3) == (1.0, 3, "3/4")
+
+
+def test_regrid_a_hemiola_to_dotted_quarters() -> None:
+    beats = grid(120.0, 13)  # quarter notes of a 6/8 at 80 dotted-quarter BPM
+    dq, down = regrid_beats(beats, factor=2 / 3, period=3, phase=1)
+    assert down == [beats[i] for i in (1, 4, 7, 10)]
+    assert dq[0] == beats[1]  # the first bar line (index -0.5 lies before the audio)
+    assert beats[1] in dq and beats[4] in dq
+    assert np.allclose(np.diff(dq), 0.75, atol=1e-3)  # 1.5 × 0.5 s
+
+
+def test_harmonic_phase_at_a_given_period() -> None:
+    from qagen.augment.bars import harmonic_phase
+
+    beats = grid(120.0, 30)
+    assert harmonic_phase(beats, changes_every(beats, 3, phase=2), period=3)[0] == 2
+    assert harmonic_phase(beats, [], period=3) == (0, 0.0)

@@ -10,6 +10,7 @@ from qagen.augment.confidence import (
     fit_tempo_calibration,
     load_tempo_calibration,
     reliability,
+    tempo_evidence,
 )
 from qagen.augment.tempo import TempoDecision, with_calibrated_confidence
 from qagen.records.features import TempoAgreement
@@ -34,7 +35,14 @@ def test_all_right_is_not_certain_and_empty_fit_is_identity() -> None:
     cal = fit_tempo_calibration([(0.95, True)] * 5, fitted_on="toy")
     assert cal.apply(0.99) <= CEILING < 1.0
     empty = fit_tempo_calibration([], fitted_on="none")
-    assert empty.apply(0.42) == 0.42
+    with pytest.raises(ValueError, match="empty"):
+        empty.apply(0.42)
+
+
+def test_evidence_counts_agreeing_estimators_first() -> None:
+    assert tempo_evidence(120.0, 0.5, [120.5, 60.0, None]) == pytest.approx(1.4995)
+    assert tempo_evidence(120.0, 1.0, [119.0, 121.0, 240.0]) < tempo_evidence(
+        120.0, 0.1, [120.0, 120.0, 120.0])
 
 
 def test_shipped_calibration_loads_and_is_monotone() -> None:
@@ -43,7 +51,7 @@ def test_shipped_calibration_loads_and_is_monotone() -> None:
         pytest.skip("no tempo_calibration.json of this version shipped")
     assert cal.version == CALIBRATION_VERSION and cal.clips >= 30
     assert "dev" in cal.fitted_on  # never fitted on the reported half
-    mapped = [cal.apply(i / 50) for i in range(51)]
+    mapped = [cal.apply(i / 50) for i in range(201)]  # evidence spans [0, 4)
     assert mapped == sorted(mapped)
     assert len(cal.fingerprint) == 12
     assert TempoCalibration.model_validate_json(cal.model_dump_json()) == cal

@@ -8,6 +8,7 @@ bars start: the phase that puts the most chord changes on downbeats wins, if cle
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -115,17 +116,39 @@ def harmonic_period(
     idx = np.interp(shifted[inside], times, np.arange(times.size, dtype=np.float64))
     best: tuple[int | None, int, float] = (None, 0, 0.0)
     for period in HARMONIC_PERIODS:
-        vec = np.exp(2j * np.pi * idx / period).mean()
-        strength = float(abs(vec))
+        phase, strength = _phase_at(idx, period)
         if strength >= min_strength:
-            phase = round(float(np.angle(vec)) / (2 * np.pi) * period) % period
-            best = (period, phase, round(strength, 4))
+            best = (period, phase, strength)
     return best
+
+
+def _phase_at(idx: np.ndarray, period: int) -> tuple[int, float]:
+    vec = np.exp(2j * np.pi * idx / period).mean()
+    return round(float(np.angle(vec)) / (2 * np.pi) * period) % period, round(float(abs(vec)), 4)
+
+
+def harmonic_phase(
+    beat_times: Sequence[float], change_times: Sequence[float], *, period: int,
+    latency_s: float = CHORD_LATENCY_S,
+) -> tuple[int, float]:
+    """(phase, strength) of the chord changes at a given period in tracker beats.
+
+    For a bar length known from other evidence (a hemiola): where its bar lines fall, even
+    when the changes are too few or too loose for :func:`harmonic_period` to name a period.
+    (0, 0.0) without changes inside the tracked beats.
+    """
+    times = np.asarray(beat_times, dtype=np.float64)
+    shifted = np.asarray(change_times, dtype=np.float64) - latency_s
+    shifted = shifted[(shifted >= times[0]) & (shifted <= times[-1])] if times.size else shifted
+    if times.size < 2 or shifted.size == 0:
+        return 0, 0.0
+    return _phase_at(np.interp(shifted, times, np.arange(times.size, dtype=np.float64)), period)
 
 
 def metrical_reading(
     tracker_meter: int, period: int | None, *, triplets: float = 0.0, duplets: float = 0.0,
-    min_triplets: float = 0.15,
+    pairs: float = 0.0, min_triplets: float = 0.15, dotted: float = 0.0, beat: float = 0.0,
+    min_dotted: float = 0.25,
 ) -> tuple[float, int, str] | None:
     """What a harmonic period means for the notated beat, given the tracker's bar length.
 
@@ -133,19 +156,32 @@ def metrical_reading(
     or None when the chords add nothing to the tracker's own reading. Bars of 3 or 4 beats
     (2 dotted-quarter beats in 6/8) are taken as the notated level — the convention of the
     hard set's truth — so a harmonic bar of 2 tracker beats means the tracker counted half
-    time — unless the beat divides in three (``triplets``, the
-    onsets' periodicity at 3× the tracker's tempo, above ``duplets`` at 2×): then the
-    tracker's beat is the dotted quarter of 6/8 (on the dev data: 0.28–0.39 against
-    ≤ 0.10 in 6/8 with drums; below 0 in every half-time 4/4).
+    time — unless the beat divides in three: the onsets repeat at 3× the tracker's tempo
+    (``triplets``; off the profile's grid above ~99 BPM) or at 1.5× (``pairs``, two
+    eighths) clearly (≥ ``min_triplets``) and more than at 2× (``duplets``). Then the
+    tracker's beat is the dotted quarter of 6/8 (dev half: 0.30–0.56 in 6/8 with drums or
+    a compound melody, ≤ -0.12 in every half-time 4/4; a sparse 6/8 and a drumless 4/4 at
+    double tempo both sit near 0 and stay half time). Chords every three beats of a
+    four-beat tracker bar mean bars of three.
+
+    A beat activation that repeats at 1.5 tracker beats (``dotted``) more than at one
+    (``beat``) is 6/8 counted in quarter notes, a hemiola (two eighths a beat, three a bar,
+    whatever bar length the tracker chose): the real beat is 1.5 tracker beats, the dotted
+    quarter. On the dev half every such 6/8 clip had ``dotted`` 0.38–0.92; no 3/4 or 4/4
+    clip, nor any demo clip, came within 0.1 of its ``beat`` with ``dotted`` ≥ 0.2. A
+    period of 6 (the tracker counted eighths) is read first.
     """
-    if period is None:
-        return None
     if period == 6:  # six tracker beats a bar: compound if it grouped them in threes
         return (1 / 3, 2, "6/8") if tracker_meter == 3 else (0.5, 3, "3/4")
+    if tracker_meter in (3, 4) and dotted >= min_dotted and dotted > beat:
+        return 2 / 3, 2, "6/8"
     if period == 2 and tracker_meter == 4:
-        if triplets >= min_triplets and triplets > duplets:
+        compound = max(triplets, pairs)
+        if compound >= min_triplets and compound > duplets:
             return 1.0, 2, "6/8"
         return 2.0, 4, "4/4"
+    if period == 3 and tracker_meter == 4:  # chords every three beats: bars of three
+        return 1.0, 3, "3/4"
     # A period of 8 (chords every two bars of the tracker) is left alone: it is as often a
     # two-bar harmonic rhythm at the right tempo (a real country song) as double time.
     return None
@@ -158,15 +194,20 @@ def regrid_beats(
 
     ``period`` and ``phase`` are in tracker beats (from :func:`harmonic_period`): bar lines
     fall on tracker beats whose index ≡ phase (mod period). A factor of 2 inserts the
-    midpoint of every tracker beat; 1/2 and 1/3 keep every 2nd / 3rd beat from the bar line.
+    midpoint of every tracker beat; 1/2 and 1/3 keep every 2nd / 3rd beat from the bar line;
+    2/3 (a hemiola read as 6/8) puts beats every 1.5 tracker beats from the bar line,
+    interpolated between tracker beats.
     """
     times = np.asarray(beat_times, dtype=np.float64)
     idx = np.arange(times.size)
     downbeats = times[(idx - phase) % period == 0]
+    step = 1 / factor
     if factor >= 2:
         mids = (times[:-1] + times[1:]) / 2
         beats = np.sort(np.concatenate([times, mids]))
+    elif abs(step - round(step)) < 1e-6:
+        beats = times[(idx - phase) % round(step) == 0]
     else:
-        step = round(1 / factor)
-        beats = times[(idx - phase) % step == 0]
+        first = phase - step * math.floor(phase / step)
+        beats = np.interp(np.arange(first, times.size - 1 + 1e-9, step), idx, times)
     return ([round(float(t), 3) for t in beats], [round(float(t), 3) for t in downbeats])

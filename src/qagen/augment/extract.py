@@ -23,10 +23,12 @@ from qagen.augment.bars import (
     align_bar_phase,
     chord_change_times,
     harmonic_period,
+    harmonic_phase,
     metrical_reading,
     regrid_beats,
 )
 from qagen.augment.chords import chord_segments
+from qagen.augment.confidence import TempoCalibration, tempo_evidence
 from qagen.augment.key import KEY_LABELS, decide_key
 from qagen.augment.loudness import estimate_loudness
 from qagen.augment.models import FPS, MadmomModels
@@ -37,7 +39,12 @@ from qagen.augment.musicness import (
     profile_at,
     pulse_strength,
 )
-from qagen.augment.tempo import MAX_BPM, decide_tempo, with_level_doubt
+from qagen.augment.tempo import (
+    MAX_BPM,
+    decide_tempo,
+    with_calibrated_confidence,
+    with_level_doubt,
+)
 from qagen.config import AugmentConfig
 from qagen.paths import safe_join
 from qagen.records import Clip, ClipFeatures, FeatureStatus
@@ -170,9 +177,13 @@ def _meter(m: Measurement) -> tuple[int | None, float | None]:
 
 
 def decide_features(
-    m: Measurement, *, clip: Clip, config: AugmentConfig, versions: dict[str, str]
+    m: Measurement, *, clip: Clip, config: AugmentConfig, versions: dict[str, str],
+    tempo_calibration: TempoCalibration | None = None,
 ) -> ClipFeatures:
     """Decide music or not, tempo octave, meter, key and chord spelling (pure, cheap).
+
+    ``tempo_calibration`` (``confidence.load_tempo_calibration()``, as the stage passes it)
+    turns the tempo decision's raw confidence into P(right); None keeps the raw share.
 
     A clip judged not music (speech, animal sounds, noise) keeps its loudness, the music
     evidence and the raw estimator trail, but its tempo, beats, meter, key and chords are
@@ -197,10 +208,21 @@ def decide_features(
     period, phase, strength = harmonic_period(beat_times, changes)
     reading = None
     if m.beats and beats_bpm:
+        tracker_meter = max(p for _, p in m.beats)
+        onsets, acts = m.onset_acf or [], m.beat_acf or []
         reading = metrical_reading(
-            max(p for _, p in m.beats), period,
-            triplets=profile_at(m.onset_acf, 3 * beats_bpm) if m.onset_acf else 0.0,
-            duplets=profile_at(m.onset_acf, 2 * beats_bpm) if m.onset_acf else 0.0)
+            tracker_meter, period,
+            triplets=profile_at(onsets, 3 * beats_bpm), duplets=profile_at(onsets, 2 * beats_bpm),
+            pairs=profile_at(onsets, 1.5 * beats_bpm),
+            dotted=profile_at(acts, beats_bpm * 2 / 3), beat=profile_at(acts, beats_bpm))
+        if reading and reading[0] == 2 / 3 and period != 3:
+            # A hemiola read without the chords' bar period of 3 tracker beats: bars of three
+            # placed where the chords change, the activation's contrast between the two
+            # levels as the evidence's strength.
+            period = 3
+            phase, _ = harmonic_phase(beat_times, changes, period=3)
+            strength = round(min(1.0, profile_at(acts, beats_bpm * 2 / 3)
+                                 - profile_at(acts, beats_bpm)), 4)
     harmonic_bpm = beats_bpm * reading[0] if reading and beats_bpm else None
     at_harmonic_level = False
     if config.tempo_octave_decision:
@@ -213,11 +235,16 @@ def decide_features(
             # The other metrical level keeps a real share: the tracker's own (eighths in
             # 6/8 tracked in eighths, the half-time beat), else the eighths of a 6/8 beat.
             other = beats_bpm if reading[0] != 1.0 else 3 * beats_bpm
-            if other <= MAX_BPM or reading[0] != 1.0:
+            if reading[0] != 1.0 or (reading[2] == "6/8" and other <= MAX_BPM):
                 tempo = with_level_doubt(tempo, other)
+        raw_conf = tempo.confidence
+        if tempo_calibration and tempo_calibration.bins and raw_conf is not None and tempo.bpm:
+            evidence = tempo_evidence(tempo.bpm, raw_conf, [tcn_bpm, beats_bpm, m.librosa_bpm])
+            tempo = with_calibrated_confidence(tempo, tempo_calibration.apply(evidence))
         tempo_bpm, tempo_conf, agreement = tempo.bpm, tempo.confidence, tempo.agreement
         alternatives = [TempoAlternative(bpm=b, weight=w) for b, w in tempo.alternatives]
     else:
+        raw_conf = None
         tempo_bpm = tcn_bpm
         tempo_conf = float(tempi[0, 1]) if len(tempi) else None
         agreement = TempoAgreement.single
@@ -228,7 +255,7 @@ def decide_features(
         # The chords moved the beat to another level (6/8, or half/double time): beats,
         # downbeats and meter follow it.
         factor, meter, time_signature = reading
-        meter_conf = round(min(strength, tempo_conf or 1.0), 4)
+        meter_conf = round(min(strength, raw_conf or 1.0), 4)
         beat_list, downbeats = regrid_beats(beat_times, factor=factor, period=period,
                                             phase=phase)
     elif period is not None and period == meter:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from qagen.audio import sha256_file
+from qagen.augment.confidence import TempoCalibration, load_tempo_calibration
 from qagen.augment.extract import MEASURE_VERSION, Measurement, decide_features, measure_clip
 from qagen.augment.models import MadmomModels, extractor_versions
 from qagen.config import AugmentConfig
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 STAGE = "augment"
 #: Bump when ClipFeatures change for the same audio, config and extractor versions.
-STAGE_VERSION = "3"  # 3: meter from the chords' bar period (6/8, half/double time), time_signature
+# 3: meter from the chords' bar period (6/8, half/double time), time_signature
+STAGE_VERSION = "4"  # 4: calibrated tempo confidence, compound-meter rules (hard set v2)
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMBA_NUM_THREADS")
 
@@ -52,6 +54,7 @@ class ClipAnalyser:
     config: AugmentConfig
     cache_dir: Path | None
     versions: dict[str, str]
+    tempo_calibration: TempoCalibration | None = None
     _models: MadmomModels | None = None
 
     @property
@@ -94,7 +97,8 @@ class ClipAnalyser:
         else:
             clip = clip.model_copy(update={"audio_sha256": sha})
             m = self.measure(clip, root)
-        return decide_features(m, clip=clip, config=self.config, versions=self.versions)
+        return decide_features(m, clip=clip, config=self.config, versions=self.versions,
+                               tempo_calibration=self.tempo_calibration)
 
 
 def skip_unreadable(clip: Clip) -> str | None:
@@ -228,12 +232,15 @@ def augment(
     roots = dataset_roots(work)
     if not roots:
         raise ConfigError(f"no ingested sources in {work.root}; run `qagen ingest` first")
+    calibration = load_tempo_calibration()
     analyser = ClipAnalyser(roots=roots, config=config,
                             cache_dir=(work.cache / STAGE) if cache else None,
-                            versions=extractor_versions())
+                            versions=extractor_versions(), tempo_calibration=calibration)
+    # A refitted calibration changes the output: it is part of the stage's version.
+    version = STAGE_VERSION + (f"+cal-{calibration.fingerprint}" if calibration else "")
     with _pool_mapper(analyser, workers, work.cache / "numba-warmup.lock",
                       strict=strict) as mapper:
-        return run_stage(work, analyser, stage=STAGE, version=STAGE_VERSION,
+        return run_stage(work, analyser, stage=STAGE, version=version,
                          output_kind="features", output_model=ClipFeatures, config=config,
                          skip=skip_unreadable, mapper=mapper, shard_keys=shard_keys,
                          strict=strict, on_item=on_item, label=lambda f: f.status.value)

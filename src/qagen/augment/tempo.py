@@ -200,3 +200,24 @@ def with_level_doubt(decision: TempoDecision, other_bpm: float, *,
         bpm=decision.bpm, confidence=weights.get(decision.bpm, round(1 - share, 4)),
         agreement=decision.agreement,
         alternatives=tuple((b, round(w, 4)) for b, w in alts[:3]))
+
+
+def with_calibrated_confidence(decision: TempoDecision, calibrated: float) -> TempoDecision:
+    """The same decision with its confidence replaced by a calibrated P(right).
+
+    The other alternatives are rescaled to share the rest, keeping their order, so the weights
+    still sum to 1 and read as probabilities of each level.
+    """
+    if decision.bpm is None or decision.confidence is None:
+        return decision
+    chosen_w = next((w for b, w in decision.alternatives if b == decision.bpm), None)
+    others = [(b, w) for b, w in decision.alternatives if b != decision.bpm]
+    rest = sum(w for _, w in others)
+    if chosen_w is None or rest <= 0:
+        return TempoDecision(bpm=decision.bpm, confidence=round(calibrated, 4),
+                             agreement=decision.agreement, alternatives=decision.alternatives)
+    scale = (1.0 - calibrated) / rest
+    alts = [(decision.bpm, round(calibrated, 4))] + [(b, round(w * scale, 4)) for b, w in others]
+    alts.sort(key=lambda a: -a[1])
+    return TempoDecision(bpm=decision.bpm, confidence=round(calibrated, 4),
+                         agreement=decision.agreement, alternatives=tuple(alts))
