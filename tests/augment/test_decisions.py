@@ -137,3 +137,17 @@ def test_a_natural_minor_loop_beats_its_relative_major() -> None:
     chords = segs("G:min", "D#:maj", "A#:maj", "F:maj") * 3 + segs("G:min")
     decision = decide_key(probs, chords)
     assert (decision.key, decision.cnn_key) == ("G minor", "Bb major")
+
+
+def test_late_chord_changes_snap_to_the_beat_they_belong_to() -> None:
+    from qagen.augment.chords import snap_chord_changes
+
+    beats = [0.0, 0.35, 0.7, 1.05, 1.4, 1.75, 2.1]
+    raw = [(0.0, 1.52, "C:maj"), (1.52, 1.9, "F:maj"), (1.9, 2.5, "G:maj")]
+    snapped = snap_chord_changes(raw, beats, latency_s=0.11)
+    # 1.52 - 0.11 = 1.41 → the beat at 1.4; 1.9 - 0.11 = 1.79 → 1.75; the end is kept.
+    assert snapped == [(0.0, 1.4, "C:maj"), (1.4, 1.75, "F:maj"), (1.75, 2.5, "G:maj")]
+    far = snap_chord_changes([(0.0, 1.0, "C:maj"), (1.0, 2.0, "D:min")], [0.0, 0.5, 1.5],
+                             latency_s=0.11, window_s=0.2)
+    assert far[1][0] == 1.0  # 0.89 is 0.39 s from any beat: left where it was reported
+    assert snap_chord_changes(raw, [], latency_s=0.11) == raw

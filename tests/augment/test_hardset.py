@@ -135,7 +135,7 @@ def test_rendered_hard_clips_through_augment(tmp_path: Path) -> None:
     from qagen.config import AugmentConfig
     from qagen.records import Clip
 
-    plan = plan_hard_set(n=48)
+    plan = plan_hard_set()
     chosen = [next(p for p in plan if p.feel == "hat16" and p.meter == "4/4"
                    and p.tempo_bpm >= 150),
               next(p for p in plan if p.meter == "3/4" and p.mode != "major"

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qagen.audio import load_audio
 from qagen.augment.bars import (
+    CHORD_LATENCY_S,
     align_bar_phase,
     chord_change_times,
     harmonic_period,
@@ -27,7 +28,7 @@ from qagen.augment.bars import (
     metrical_reading,
     regrid_beats,
 )
-from qagen.augment.chords import chord_segments
+from qagen.augment.chords import chord_segments, snap_chord_changes
 from qagen.augment.confidence import TempoCalibration, tempo_evidence
 from qagen.augment.key import KEY_LABELS, decide_key
 from qagen.augment.loudness import estimate_loudness
@@ -266,7 +267,8 @@ def decide_features(
     else:
         beat_list = [t for t, _ in m.beats]
         downbeats = [t for t, p in align_bar_phase(m.beats, changes) if p == 1]
-    provisional = chord_segments(m.chords, key=None, min_duration_s=config.chord_min_s)
+    chords = snap_chord_changes(m.chords, [t for t, _ in m.beats], latency_s=CHORD_LATENCY_S)
+    provisional = chord_segments(chords, key=None, min_duration_s=config.chord_min_s)
     key = decide_key(np.asarray(m.key_probs), provisional if config.key_from_chords else [])
     trail = {
         "tempo_tcn_bpm": None if tcn_bpm is None else round(tcn_bpm, 2),
@@ -284,7 +286,7 @@ def decide_features(
         beats=beat_list, downbeats=downbeats,
         meter=meter, meter_confidence=meter_conf, time_signature=time_signature,
         key=key.key, key_confidence=key.confidence,
-        chords=chord_segments(m.chords, key=key.key, min_duration_s=config.chord_min_s),
+        chords=chord_segments(chords, key=key.key, min_duration_s=config.chord_min_s),
     )
 
 
