@@ -140,3 +140,17 @@ def test_harmonic_phase_at_a_given_period() -> None:
     beats = grid(120.0, 30)
     assert harmonic_phase(beats, changes_every(beats, 3, phase=2), period=3)[0] == 2
     assert harmonic_phase(beats, [], period=3) == (0, 0.0)
+
+
+def test_a_hemiola_on_the_off_eighths_gets_bar_lines_between_tracker_beats() -> None:
+    from qagen.augment.bars import harmonic_phase
+
+    # Tracker beats (two eighths) sit one eighth (0.25 s) after the bar lines at 0, 1.5, 3 …
+    beats = [round(0.25 + 0.5 * k, 4) for k in range(24)]
+    bar_lines = [1.5 * k for k in range(1, 8)]
+    phase, strength = harmonic_phase(beats, [t + LATE_S for t in bar_lines], period=3,
+                                     resolution=0.5)
+    assert phase == pytest.approx(2.5) and strength > 0.9
+    dq, down = regrid_beats(beats, factor=2 / 3, period=3, phase=phase)
+    assert down[:3] == pytest.approx([1.5, 3.0, 4.5], abs=1e-3)
+    assert dq[:3] == pytest.approx([0.75, 1.5, 2.25], abs=1e-3)

@@ -122,27 +122,32 @@ def harmonic_period(
     return best
 
 
-def _phase_at(idx: np.ndarray, period: int) -> tuple[int, float]:
+def _phase_at(idx: np.ndarray, period: int, resolution: float = 1.0) -> tuple[float, float]:
     vec = np.exp(2j * np.pi * idx / period).mean()
-    return round(float(np.angle(vec)) / (2 * np.pi) * period) % period, round(float(abs(vec)), 4)
+    steps = round(float(np.angle(vec)) / (2 * np.pi) * period / resolution)
+    phase = (steps * resolution) % period
+    return (int(phase) if resolution == 1.0 else phase), round(float(abs(vec)), 4)
 
 
 def harmonic_phase(
     beat_times: Sequence[float], change_times: Sequence[float], *, period: int,
-    latency_s: float = CHORD_LATENCY_S,
-) -> tuple[int, float]:
+    latency_s: float = CHORD_LATENCY_S, resolution: float = 1.0,
+) -> tuple[float, float]:
     """(phase, strength) of the chord changes at a given period in tracker beats.
 
     For a bar length known from other evidence (a hemiola): where its bar lines fall, even
     when the changes are too few or too loose for :func:`harmonic_period` to name a period.
-    (0, 0.0) without changes inside the tracked beats.
+    ``resolution`` 0.5 allows bar lines halfway between tracker beats: a tracker counting a
+    6/8 hemiola (two eighths a beat) may sit on the off eighths. (0, 0.0) without changes
+    inside the tracked beats.
     """
     times = np.asarray(beat_times, dtype=np.float64)
     shifted = np.asarray(change_times, dtype=np.float64) - latency_s
     shifted = shifted[(shifted >= times[0]) & (shifted <= times[-1])] if times.size else shifted
     if times.size < 2 or shifted.size == 0:
         return 0, 0.0
-    return _phase_at(np.interp(shifted, times, np.arange(times.size, dtype=np.float64)), period)
+    idx = np.interp(shifted, times, np.arange(times.size, dtype=np.float64))
+    return _phase_at(idx, period, resolution)
 
 
 def metrical_reading(
@@ -188,7 +193,7 @@ def metrical_reading(
 
 
 def regrid_beats(
-    beat_times: Sequence[float], *, factor: float, period: int, phase: int,
+    beat_times: Sequence[float], *, factor: float, period: int, phase: float,
 ) -> tuple[list[float], list[float]]:
     """Beats and downbeats at ``factor`` × the tracker's tempo, bars starting at ``phase``.
 
@@ -196,11 +201,15 @@ def regrid_beats(
     fall on tracker beats whose index ≡ phase (mod period). A factor of 2 inserts the
     midpoint of every tracker beat; 1/2 and 1/3 keep every 2nd / 3rd beat from the bar line;
     2/3 (a hemiola read as 6/8) puts beats every 1.5 tracker beats from the bar line,
-    interpolated between tracker beats.
+    interpolated between tracker beats; a fractional ``phase`` puts bar lines between them.
     """
     times = np.asarray(beat_times, dtype=np.float64)
     idx = np.arange(times.size)
-    downbeats = times[(idx - phase) % period == 0]
+    if phase == int(phase):
+        downbeats = times[(idx - phase) % period == 0]
+    else:  # bar lines between tracker beats (a hemiola on the off eighths)
+        downbeats = np.interp(np.arange(phase % period, times.size - 1 + 1e-9, period), idx,
+                              times)
     step = 1 / factor
     if factor >= 2:
         mids = (times[:-1] + times[1:]) / 2

@@ -216,14 +216,15 @@ def decide_features(
             triplets=profile_at(onsets, 3 * beats_bpm), duplets=profile_at(onsets, 2 * beats_bpm),
             pairs=profile_at(onsets, 1.5 * beats_bpm),
             dotted=profile_at(acts, beats_bpm * 2 / 3), beat=profile_at(acts, beats_bpm))
-        if reading and reading[0] == 2 / 3 and period != 3:
-            # A hemiola read without the chords' bar period of 3 tracker beats: bars of three
-            # placed where the chords change, the activation's contrast between the two
-            # levels as the evidence's strength.
+        if reading and reading[0] == 2 / 3:
+            # A hemiola: bars of three tracker beats, placed where the chords change, to the
+            # half beat (the tracker may sit on the off eighths); without the chords' own
+            # period of 3, the activation's contrast between the levels is the strength.
+            if period != 3:
+                strength = round(min(1.0, profile_at(acts, beats_bpm * 2 / 3)
+                                     - profile_at(acts, beats_bpm)), 4)
             period = 3
-            phase, _ = harmonic_phase(beat_times, changes, period=3)
-            strength = round(min(1.0, profile_at(acts, beats_bpm * 2 / 3)
-                                 - profile_at(acts, beats_bpm)), 4)
+            phase, _ = harmonic_phase(beat_times, changes, period=3, resolution=0.5)
     harmonic_bpm = beats_bpm * reading[0] if reading and beats_bpm else None
     at_harmonic_level = False
     if config.tempo_octave_decision:

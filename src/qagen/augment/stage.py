@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 STAGE = "augment"
 #: Bump when ClipFeatures change for the same audio, config and extractor versions.
 # 3: meter from the chords' bar period (6/8, half/double time), time_signature
-STAGE_VERSION = "4"  # 4: calibrated tempo confidence, compound-meter rules (hard set v2)
+STAGE_VERSION = "4"  # 4: calibrated tempo confidence, 6/8 hemiola rules, chords snapped to beats
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMBA_NUM_THREADS")
 
