@@ -181,7 +181,25 @@ def table(title: str, scores) -> str:
     for name, a, b in rows:
         a_s = "-" if a is None else f"{a:.3f}"
         lines.append(f"  {name:26s} {a_s:>6s}" + ("" if b is None else f"  {b:.3f}"))
+    cells = []
+    for name, p, key in (("tempo Acc1", scores.tempo_acc1, "tempo"),
+                         ("Acc2", scores.tempo_acc2, "tempo"),
+                         ("meter", scores.meter_accuracy, "meter")):
+        n = scores.scored.get(key, 0)
+        if n:
+            lo, hi = wilson(p, n)
+            cells.append(f"{name} [{lo:.2f}, {hi:.2f}]")
+    if cells:
+        lines.append("  95% interval (Wilson):    " + ", ".join(cells))
     return "\n".join(lines)
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``p`` over ``n`` clips: how far one more or one
+    fewer miss could move it."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def calibration(scores) -> str:
