@@ -37,7 +37,8 @@ ROWS = [("key accuracy", "mir_key_acc"), ("key (MIREX weighted)", "mir_key_weigh
         ("tempo within 4 %", "mir_tempo_acc1"),
         ("tempo within 8 %, octave-tolerant", "mir_tempo_octave8"),
         ("meter accuracy", "mir_meter_acc"), ("instruments F1", "mir_instruments_f1"),
-        ("genre F1", "mir_genre_f1"), ("BERTScore F1", "bertscore_f1_minilm_l6")]
+        ("genre F1", "mir_genre_f1"), ("yes/no accuracy", "mir_yes_no_acc"),
+        ("BERTScore F1", "bertscore_f1_minilm_l6")]
 VARIANTS = (("adapter", "metrics"), ("LM alone", "baseline_metrics"),
             ("another clip's audio", "shuffled_metrics"))
 
@@ -68,7 +69,8 @@ def build_work(out: Path, *, clips: int, seed: int) -> Path:
 
 
 def train_and_evaluate(work_root: Path, *, arch: str, steps: int, max_pairs: int,
-                       seed: int, lr: float) -> dict[str, Any]:
+                       seed: int, lr: float, tag: str = "",
+                       overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """One architecture: train on the MIR kinds, evaluate the three variants."""
     from qagen.records.qa import QAKind
     from qagen.stages import evaluate, train
@@ -76,9 +78,10 @@ def train_and_evaluate(work_root: Path, *, arch: str, steps: int, max_pairs: int
     from qagen.workdir import WorkDir
 
     work = WorkDir(work_root)
-    cfg = TrainConfig(run=f"hears-{arch}", arch=arch, steps=steps, batch_size=8, lr=lr,
-                      save_every=50, seed=seed, max_len=96, loss_eval_max=64,
-                      qa_kinds=[QAKind(k) for k in MIR_KINDS])
+    cfg = TrainConfig(**{"run": f"hears-{arch}{tag}", "arch": arch, "steps": steps,
+                         "batch_size": 8, "lr": lr, "save_every": 50, "seed": seed,
+                         "max_len": 96, "loss_eval_max": 64,
+                         "qa_kinds": [QAKind(k) for k in MIR_KINDS], **(overrides or {})})
     t0 = time.perf_counter()
     report = train(work, config=cfg, progress=False)
     train_s = time.perf_counter() - t0
@@ -111,7 +114,7 @@ def table(results: list[dict[str, Any]]) -> str:
     lines.append("pairs scored per metric: " + ", ".join(
         f"{k.removeprefix('mir_').removesuffix('_n')} {int(n.get(k) or 0)}"
         for k in ("mir_key_n", "mir_tempo_n", "mir_meter_n", "mir_instruments_n",
-                  "mir_genre_n")))
+                  "mir_genre_n", "mir_yes_no_n")))
     return "\n".join(lines)
 
 
@@ -144,14 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-pairs", type=int, default=300)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="", help="Suffix of the run names (variants).")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
+                        help="Override a TrainConfig field, e.g. --set adapter_layers=16.")
     parser.add_argument("--out", type=Path, default=Path("bench-out/train_hears"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     work_root = build_work(args.out, clips=args.clips, seed=args.seed)
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     results = [train_and_evaluate(work_root, arch=a.strip(),
                                   steps=args.llark_steps if a.strip() == "llark" else args.steps,
-                                  max_pairs=args.max_pairs, seed=args.seed, lr=args.lr)
+                                  max_pairs=args.max_pairs, seed=args.seed, lr=args.lr,
+                                  tag=args.tag, overrides=overrides)
                for a in args.archs.split(",") if a.strip()]
     sys.stdout.write(f"\n## Does the adapter hear? ({args.clips} sampled demo clips, "
                      f"SmolLM2-135M frozen, qagen/madmom-features)\n\n")

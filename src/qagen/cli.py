@@ -595,7 +595,7 @@ def demo_corpus(
 @app.command("hard-set")
 def hard_set(
     out_dir: Annotated[Path, typer.Argument(help="Where to write the set.")],
-    n: Annotated[int, typer.Option(min=1, help="Rendered General-MIDI pieces.")] = 48,
+    n: Annotated[int, typer.Option(min=1, help="Rendered General-MIDI pieces.")] = 160,
     seed: Annotated[int, typer.Option()] = 0,
     realaudio: Annotated[Path | None, typer.Option(
         help="shared/realaudio: add its recordings with what is known of them.")] = None,

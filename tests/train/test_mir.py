@@ -42,6 +42,20 @@ def test_hedged_references_and_other_kinds_are_not_scored() -> None:
     assert score_mir([], [], [])["mir_tempo_acc1"] is None
 
 
+def test_yes_no_pairs_are_scored_on_their_yes_or_no_not_on_the_fact() -> None:
+    # "Is this music in a major key?" for D minor: "No, it is in a minor key." is right though
+    # it names no key, and must not count against key accuracy.
+    answers = ["No, it is in a minor key.", "Yes, it is.", "It is in D minor.",
+               "The key is D minor."]
+    refs = ["No, the key is D minor, which is minor.", "No, the key is D minor.",
+            "Yes, the key is D minor.", "The key is D minor."]
+    forms = ["yes_no", "yes_no", "yes_no", "open"]
+    m = score_mir(answers, [{"key": "D minor"}] * 4, ["key"] * 4, forms=forms,
+                  references=refs)
+    assert m["mir_yes_no_n"] == 3 and m["mir_yes_no_acc"] == round(1 / 3, 4)
+    assert m["mir_key_n"] == 1 and m["mir_key_acc"] == 1.0
+
+
 def _example(clip: str, value: float) -> Example:
     pair = QAPairRow(qa_id=f"q{clip}", clip_id=clip, split="test", question="q", answer="a",
                      kind="key")

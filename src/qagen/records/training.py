@@ -39,6 +39,8 @@ class EvalAnswer(HeldOutPair):
 
     facts: dict[str, Any] | None = Field(
         default=None, description="What the reference states (for the MIR scores).")
+    question_form: str = Field(default="open", description="open, yes_no or multiple_choice: "
+                               "a yes/no answer is scored on its yes or no, not on a fact.")
     prediction: str
     baseline: str | None = Field(default=None, description="The LM alone (no audio).")
     shuffled: str | None = Field(default=None, description="The adapter fed shuffled_clip_id's "

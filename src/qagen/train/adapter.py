@@ -2,7 +2,8 @@
 
 What MU-LLaMA does (crypto-code/MU-LLaMA, ``llama/llama_adapter.py`` and ``llama/llama.py``):
 the MERT hidden states of all layers, mean-pooled over time ([L+1, H], 25×1024 for
-MERT-330M), are mixed by a 1×1 ``Conv1d`` (L+1 → 1), L2-normalised, projected by a ``Linear``
+MERT-330M), are mixed by a 1×1 ``Conv1d`` (L+1 → 1), L2-normalised (here to unit RMS:
+:meth:`MuLlamaAdapter.encode` says why), projected by a ``Linear``
 to the LM width and refined by residual gated dense blocks (RMSNorm → W2(SiLU(W1 x) ⊙ W3 x)).
 The result plus a learned prefix query per layer is fed, as extra keys/values projected by
 each layer's OWN frozen k/v projections, to the last N transformer layers (20 of 32 in
@@ -19,6 +20,7 @@ tree and state dict stay as loaded; only this module's parameters are trained an
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,7 +98,11 @@ class MuLlamaAdapter(nn.Module):
         """[B, L+1, H] pooled encoder states → [B, 1, lm_dim] music feature (standardised
         with the training clips' statistics first: :mod:`qagen.train.feature_norm`)."""
         x = self.agg(self.feature_norm(layers)).squeeze(1)
-        x = tnf.normalize(x, dim=-1).unsqueeze(1)
+        # MU-LLaMA L2-normalises here. At unit norm each coordinate is ~1/sqrt(dim), so after
+        # ``proj`` the clip's feature is smaller than the learnt queries it is added to, and
+        # the frozen v_proj (which expects RMS-normalised inputs) hears a whisper: the adapter
+        # learns one answer per question, whatever the clip. Unit RMS keeps the direction.
+        x = tnf.normalize(x, dim=-1).unsqueeze(1) * math.sqrt(x.shape[-1])
         x = self.proj(x)
         for block in self.blocks:
             x = block(x)

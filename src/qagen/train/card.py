@@ -26,7 +26,8 @@ MIR_ROWS = (("key accuracy", "mir_key_acc", "mir_key_n"),
             ("tempo within 8 %, octave errors forgiven", "mir_tempo_octave8", "mir_tempo_n"),
             ("meter accuracy", "mir_meter_acc", "mir_meter_n"),
             ("instruments (set F1)", "mir_instruments_f1", "mir_instruments_n"),
-            ("genre (set F1)", "mir_genre_f1", "mir_genre_n"))
+            ("genre (set F1)", "mir_genre_f1", "mir_genre_n"),
+            ("yes/no questions (accuracy)", "mir_yes_no_acc", "mir_yes_no_n"))
 
 
 def mir_table(columns: list[tuple[str, dict[str, float | None]]]) -> list[str]:

@@ -71,6 +71,7 @@ class QAPairRow:
     answer: str
     kind: str
     facts: dict[str, Any] | None = None  # what the reference states (evaluate's MIR scores)
+    question_form: str = "open"  # open, yes_no, multiple_choice: how MIR answers are scored
 
 
 @dataclass
@@ -97,7 +98,7 @@ def read_pair_shard(path: Path, *, only: set[str] | None = None) -> list[QAPairR
     """The pairs of one ``qa-<shard>.parquet`` (only the columns training needs), optionally
     only those whose ``qa_id`` is in ``only``."""
     names = set(pq.ParquetFile(path).schema_arrow.names)
-    columns = _QA_COLUMNS + (["facts"] if "facts" in names else [])
+    columns = _QA_COLUMNS + [c for c in ("facts", "question_form") if c in names]
     rows = pq.read_table(path, columns=columns).to_pylist()
     return [QAPairRow(**r) for r in rows if only is None or r["qa_id"] in only]
 

@@ -101,8 +101,9 @@ def _answer(model: MusicLM, examples: list[Example], *, config: EvaluateConfig,
 
 
 STAGE = "evaluate"
-#: Bump when the answers change for the same run, config and pairs.
-STAGE_VERSION = "1"
+#: Bump when the answers change for the same run, config and pairs (2: they carry the
+#: question form, so yes/no answers are scored on their yes or no).
+STAGE_VERSION = "2"
 
 
 class EvalIdentity(BaseModel):
@@ -228,7 +229,7 @@ class Evaluator:
                 swapped[i] = a
         return [EvalAnswer(qa_id=e.pair.qa_id, clip_id=e.pair.clip_id, kind=e.pair.kind,
                            question=e.pair.question, reference=e.pair.answer, facts=e.pair.facts,
-                           prediction=a, baseline=b, shuffled=s,
+                           question_form=e.pair.question_form, prediction=a, baseline=b, shuffled=s,
                            shuffled_clip_id=o if s is not None else None)
                 for e, a, b, s, o in zip(examples, answers, plain, swapped, others, strict=True)]
 
@@ -346,11 +347,14 @@ def _score(rdir: RunDir, sink: ParquetSink[EvalAnswer], shards: dict[str, Path],
     refs = [a.reference for a in answers]
     facts = [a.facts for a in answers]
     kinds = [a.kind for a in answers]
+    forms = [a.question_form for a in answers]
 
     def scored(texts: list[str], keep: list[int] | None = None) -> dict[str, float | None]:
         idx = keep if keep is not None else list(range(len(answers)))
         return {**scorer(texts, [refs[i] for i in idx]),
-                **score_mir(texts, [facts[i] for i in idx], [kinds[i] for i in idx])}
+                **score_mir(texts, [facts[i] for i in idx], [kinds[i] for i in idx],
+                           forms=[forms[i] for i in idx],
+                           references=[refs[i] for i in idx])}
 
     def predictions(texts: list[str | None]) -> list[Prediction]:
         return [Prediction(qa_id=a.qa_id, clip_id=a.clip_id, kind=a.kind, question=a.question,

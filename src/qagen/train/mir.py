@@ -13,6 +13,7 @@ Pure functions: answers and facts in, accuracies out. A metric with no scorable 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,8 @@ TEMPO_TOLERANCE = 0.04
 #: A looser tolerance, octave errors forgiven: what a listener's "about 120 BPM" means.
 TEMPO_LOOSE_TOLERANCE = 0.08
 _OCTAVE_FACTORS = (1.0, 2.0, 0.5, 3.0, 1 / 3)
+#: The kinds whose yes/no pairs ask about a measured or labelled fact.
+_MIR_KINDS = frozenset({"key", "tempo", "rhythm", "instrumentation", "genre"})
 
 
 def _first(values: list[Any]) -> Any:
@@ -49,8 +52,18 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
+_POLARITY = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+
+
+def polarity(text: str) -> str | None:
+    """"yes" or "no" when an answer opens with it, else None."""
+    m = _POLARITY.match(text)
+    return m.group(1).lower() if m else None
+
+
 def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
-              kinds: Sequence[str]) -> dict[str, float | None]:
+              kinds: Sequence[str], *, forms: Sequence[str] | None = None,
+              references: Sequence[str] | None = None) -> dict[str, float | None]:
     """MIR metrics over the pairs whose reference states the fact their kind asks about.
 
     Parameters
@@ -64,6 +77,11 @@ def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
         Each pair's ``QAKind`` value: a key fact is scored on ``key`` pairs, a tempo on
         ``tempo`` pairs, a meter on ``rhythm`` pairs, instruments on ``instrumentation``
         pairs, genres on ``genre`` pairs.
+    forms, references
+        Each pair's question form and reference answer. A yes/no pair ("Is this music in a
+        major key?") is scored on whether the answer's yes or no matches the reference's
+        (``mir_yes_no_acc``), not on the fact: "No, it is in a minor key." is right for D minor
+        though it names no key. Without ``forms`` every pair counts as open.
 
     Returns
     -------
@@ -71,8 +89,8 @@ def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
         ``mir_key_acc``, ``mir_key_weighted`` (MIREX: fifth 0.5, relative 0.3, parallel 0.2),
         ``mir_tempo_acc1`` (within 4 %), ``mir_tempo_acc2`` (also at ×2, ×½, ×3, ×⅓),
         ``mir_tempo_octave8`` (within 8 % at any of those),
-        ``mir_meter_acc``, ``mir_instruments_f1``, ``mir_genre_f1``, and ``mir_*_n``: how
-        many pairs each was scored on.
+        ``mir_meter_acc``, ``mir_instruments_f1``, ``mir_genre_f1``, ``mir_yes_no_acc``, and
+        ``mir_*_n``: how many pairs each was scored on.
     """
     import mir_eval
 
@@ -84,9 +102,17 @@ def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
     meter: list[float] = []
     inst: list[float] = []
     genre: list[float] = []
-    for answer, f, kind in zip(answers, facts, kinds, strict=True):
+    yes_no: list[float] = []
+    forms = forms if forms is not None else ["open"] * len(answers)
+    references = references if references is not None else [""] * len(answers)
+    for answer, f, kind, form, ref_text in zip(answers, facts, kinds, forms, references,
+                                               strict=True):
         f = f or {}
-        if kind == "key" and f.get("key") and not f.get("key_alt"):
+        if form == "yes_no":
+            ref_polarity = polarity(ref_text)
+            if ref_polarity is not None and kind in _MIR_KINDS:
+                yes_no.append(float(polarity(answer) == ref_polarity))
+        elif kind == "key" and f.get("key") and not f.get("key_alt"):
             ref = parse_key(f["key"])
             est = _first(stated_keys(answer, kind=QAKind.key))
             key_acc.append(float(est == ref))
@@ -117,8 +143,9 @@ def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
         "mir_tempo_acc1": _mean(acc1), "mir_tempo_acc2": _mean(acc2),
         "mir_tempo_octave8": _mean(loose),
         "mir_meter_acc": _mean(meter), "mir_instruments_f1": _mean(inst),
-        "mir_genre_f1": _mean(genre)}
+        "mir_genre_f1": _mean(genre), "mir_yes_no_acc": _mean(yes_no)}
     out.update({"mir_key_n": float(len(key_acc)), "mir_tempo_n": float(len(acc1)),
                 "mir_meter_n": float(len(meter)), "mir_instruments_n": float(len(inst)),
-                "mir_genre_n": float(len(genre))})
+                "mir_genre_n": float(len(genre)),
+                "mir_yes_no_n": float(len(yes_no))})
     return out
