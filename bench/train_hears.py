@@ -8,7 +8,7 @@ the MIR kinds of pairs with SmolLM2-135M frozen, and evaluated three ways on hel
 the adapter, the LM alone, and the adapter fed another clip's audio (the ablation: if answers
 came from a prior over the training answers, not from the audio, it would score the same).
 
-    python bench/train_hears.py [--clips 240] [--steps 400] [--out bench-out/train_hears]
+    python bench/train_hears.py [--clips 480] [--steps 800] [--out bench-out/train_hears]
                                 [--archs mu_llama,llark] [--max-pairs 300] [--json F]
 
 Every stage resumes, so a re-run reuses what is done. Targets (issue: the adapter that
@@ -43,7 +43,7 @@ VARIANTS = (("adapter", "metrics"), ("LM alone", "baseline_metrics"),
             ("another clip's audio", "shuffled_metrics"))
 
 
-def build_work(out: Path, *, clips: int, seed: int) -> Path:
+def build_work(out: Path, *, clips: int, seed: int, workers: int = 2) -> Path:
     """Corpus → ingest → augment → facts pairs → madmom-feature embeddings (all resumable)."""
     from qagen.config import GenerateConfig
     from qagen.embed.config import EmbedConfig
@@ -56,7 +56,7 @@ def build_work(out: Path, *, clips: int, seed: int) -> Path:
     stamps: dict[str, float] = {}
     for name, step in (
         ("ingest", lambda: ingest("musiccaps", Path(corpus.sources["musiccaps"]), work=work)),
-        ("augment", lambda: augment(work, workers=2)),
+        ("augment", lambda: augment(work, workers=workers)),
         ("generate", lambda: generate(work, config=GenerateConfig(templates=[], facts=True))),
         ("embed", lambda: embed(work, config=EmbedConfig(encoder=MADMOM_ENCODER,
                                                          frame_rate_hz=FRAME_RATE_HZ))),
@@ -138,14 +138,15 @@ def check_targets(result: dict[str, Any]) -> dict[str, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=int, default=240)
-    parser.add_argument("--steps", type=int, default=400, help="MU-LLaMA adapter steps.")
-    parser.add_argument("--llark-steps", type=int, default=150,
+    parser.add_argument("--clips", type=int, default=480)
+    parser.add_argument("--steps", type=int, default=800, help="MU-LLaMA adapter steps.")
+    parser.add_argument("--llark-steps", type=int, default=300,
                         help="LLark projector steps (each costs a backward pass through the "
                              "whole LM: ~4x a MU-LLaMA step on CPU).")
     parser.add_argument("--archs", default="mu_llama,llark")
     parser.add_argument("--max-pairs", type=int, default=300)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--workers", type=int, default=2, help="Augment workers.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="", help="Suffix of the run names (variants).")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    work_root = build_work(args.out, clips=args.clips, seed=args.seed)
+    work_root = build_work(args.out, clips=args.clips, seed=args.seed, workers=args.workers)
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     results = [train_and_evaluate(work_root, arch=a.strip(),
                                   steps=args.llark_steps if a.strip() == "llark" else args.steps,

@@ -450,7 +450,9 @@ def train(
     batch_size: Annotated[int, typer.Option(min=1)] = 4,
     grad_accum: Annotated[int, typer.Option(min=1)] = 1,
     lr: Annotated[float, typer.Option()] = 3e-3,
-    adapter_layers: Annotated[int, typer.Option(min=1, help="MU-LLaMA: 20 for Llama-2-7B.")] = 8,
+    adapter_layers: Annotated[int, typer.Option(
+        min=1, help="Last N LM layers with the adapter (capped at the LM's depth); MU-LLaMA: 20"
+                    " of Llama-2-7B's 32.")] = 32,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads.")] = None,
     qa_kinds: Annotated[str | None, typer.Option(

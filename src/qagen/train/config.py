@@ -44,11 +44,14 @@ class TrainConfig(BaseModel):
     seed: int = 0
     max_len: int = Field(default=160, ge=16, description="Tokens per example (text part).")
     # MU-LLaMA adapter
-    adapter_layers: int = Field(default=8, ge=1,
+    adapter_layers: int = Field(default=32, ge=1,
                                 description="Last N LM layers that attend to the adapter"
-                                            " (capped at the LM's depth). MU-LLaMA uses 20 of"
-                                            " Llama-2-7B's 32; 8 keeps the CPU demo fast, since"
-                                            " backward runs only through these layers.")
+                                            " (capped at the LM's depth: all of SmolLM2's 30)."
+                                            " MU-LLaMA uses 20 of Llama-2-7B's 32. On the"
+                                            " hearing bench (SmolLM2-135M) 8 layers left the"
+                                            " held-out loss at 1.50 and key accuracy at 0.21;"
+                                            " all 30 reached 0.80 and 0.39, at ~1.7x the step"
+                                            " time (backward runs through these layers).")
     prefix_len: int = Field(default=1, ge=1, description="Prefix queries per layer (MU-LLaMA: 1).")
     adapter_blocks: int = Field(default=3, ge=0, description="Residual gated dense blocks.")
     adapter_ffn_mult: int = Field(default=4, ge=1, description="Dense block width / LM width.")
