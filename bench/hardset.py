@@ -124,10 +124,11 @@ def reliability_table(title: str, raw: list, calibrated: list) -> str:
 
     lines = [f"  tempo reliability, {title} (bin: n, mean confidence → accuracy):"]
     for name, pairs in (("raw", raw), ("calibrated", calibrated)):
+        table = reliability(pairs)
         cells = [f"[{lo:.2f},{hi:.2f}) {n}: {conf:.2f}→{acc:.2f}"
-                 for lo, hi, n, conf, acc in reliability(pairs)]
+                 for lo, hi, n, conf, acc in table]
         if pairs:
-            ece = sum(n * abs(conf - acc) for _, _, n, conf, acc in reliability(pairs))
+            ece = sum(n * abs(conf - acc) for _, _, n, conf, acc in table)
             brier = sum((c - y) ** 2 for c, y in pairs) / len(pairs)
             cells.append(f"ECE {ece / len(pairs):.3f} Brier {brier:.3f}")
         lines.append(f"    {name:10s} " + "  ".join(cells))
@@ -206,6 +207,7 @@ def calibration(scores) -> str:
     """Accuracy per confidence bin (tempo Acc1, key weighted): does confidence track it?"""
     import mir_eval
 
+    from qagen.augment.confidence import reliability
     from qagen.augment.evaluate import tempo_acc
 
     pairs: dict[str, list[tuple[float, float]]] = {"tempo": [], "key": []}
@@ -217,11 +219,8 @@ def calibration(scores) -> str:
                                  mir_eval.key.weighted_score(c["key_ref"], c["key_est"])))
     lines = ["  calibration (confidence bin: n, accuracy):"]
     for name, xs in pairs.items():
-        cells = []
-        for lo, hi in ((0.0, 0.6), (0.6, 0.8), (0.8, 0.95), (0.95, 1.01)):
-            acc = [a for conf, a in xs if lo <= conf < hi]
-            if acc:
-                cells.append(f"[{lo:.2f},{min(hi, 1):.2f}) {len(acc)}: {sum(acc) / len(acc):.2f}")
+        cells = [f"[{lo:.2f},{hi:.2f}) {n}: {acc:.2f}"
+                 for lo, hi, n, _, acc in reliability(xs, edges=(0.0, 0.6, 0.8, 0.95, 1.0))]
         lines.append(f"    {name:6s} " + "  ".join(cells))
     return "\n".join(lines)
 
