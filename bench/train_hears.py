@@ -28,7 +28,6 @@ from typing import Any
 
 log = logging.getLogger("bench.train_hears")
 
-MIR_KINDS = ["key", "tempo", "rhythm", "instrumentation", "genre"]
 #: The LLark frame sequence rate: 2 Hz gives 20 audio tokens per 10 s clip. LLark's projector
 #: back-propagates through the whole LM (its tokens enter at the bottom), so on CPU every
 #: audio token costs; the pooled layers MU-LLaMA reads come from the native 10 Hz frames.
@@ -75,6 +74,7 @@ def train_and_evaluate(work_root: Path, *, arch: str, steps: int, max_pairs: int
     from qagen.records.qa import QAKind
     from qagen.stages import evaluate, train
     from qagen.train.config import EvaluateConfig, TrainConfig
+    from qagen.train.mir import MIR_KINDS
     from qagen.workdir import WorkDir
 
     work = WorkDir(work_root)

@@ -26,8 +26,8 @@ TEMPO_TOLERANCE = 0.04
 #: A looser tolerance, octave errors forgiven: what a listener's "about 120 BPM" means.
 TEMPO_LOOSE_TOLERANCE = 0.08
 _OCTAVE_FACTORS = (1.0, 2.0, 0.5, 3.0, 1 / 3)
-#: The kinds whose yes/no pairs ask about a measured or labelled fact.
-_MIR_KINDS = frozenset({"key", "tempo", "rhythm", "instrumentation", "genre"})
+#: The QA kinds that ask about a measured or labelled fact (what MIR accuracy scores).
+MIR_KINDS = ("key", "tempo", "rhythm", "instrumentation", "genre")
 
 
 def _first(values: list[Any]) -> Any:
@@ -110,7 +110,7 @@ def score_mir(answers: Sequence[str], facts: Sequence[Mapping[str, Any] | None],
         f = f or {}
         if form == "yes_no":
             ref_polarity = polarity(ref_text)
-            if ref_polarity is not None and kind in _MIR_KINDS:
+            if ref_polarity is not None and kind in MIR_KINDS:
                 yes_no.append(float(polarity(answer) == ref_polarity))
         elif kind == "key" and f.get("key") and not f.get("key_alt"):
             ref = parse_key(f["key"])
