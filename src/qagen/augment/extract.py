@@ -40,6 +40,7 @@ from qagen.augment.musicness import (
     profile_at,
     pulse_strength,
 )
+from qagen.augment.onset import HOP, autocorrelation_tempo, onset_strength
 from qagen.augment.tempo import (
     MAX_BPM,
     decide_tempo,
@@ -53,6 +54,8 @@ from qagen.records.features import TempoAgreement, TempoAlternative
 
 #: ``ClipFeatures.withheld_reason`` when a clip is judged not music.
 NOT_MUSIC = "not_music"
+#: The rate the onset envelope and the pitch grid analyse (librosa's default).
+ANALYSIS_SR = 22050
 
 #: Bump when a Measurement changes for the same audio, parameters and package versions.
 MEASURE_VERSION = "2"  # 2: beat/onset periodicity profiles, pitch grid
@@ -84,19 +87,16 @@ class Measurement(BaseModel):
     seconds: float | None = None
 
 
-def librosa_tempo(y: np.ndarray, *, sr: int) -> tuple[float | None, list[float]]:
-    """librosa's autocorrelation tempo on the onset envelope (at 22.05 kHz, for speed), and
-    the envelope's periodicity profile (hi-hats and other fast onsets show at double tempo)."""
-    import librosa
-    import soxr
-
-    y22 = soxr.resample(y, sr, 22050) if sr != 22050 else y
-    env = librosa.onset.onset_strength(y=y22, sr=22050)
+def librosa_tempo(y22: np.ndarray) -> tuple[float | None, list[float]]:
+    """librosa's autocorrelation tempo on the onset envelope of 22.05 kHz audio (the
+    algorithm of ``librosa.feature.tempo``, re-stated in :mod:`qagen.augment.onset`), and the
+    envelope's periodicity profile (hi-hats and other fast onsets show at double tempo)."""
+    env = onset_strength(y22, sr=ANALYSIS_SR)
     if not np.any(env > 0):
         return None, []
-    bpm = float(librosa.feature.tempo(onset_envelope=env, sr=22050)[0])
-    profile = periodicity_profile(env, fps=22050 / 512)
-    return (bpm if math.isfinite(bpm) and bpm > 0 else None), profile
+    bpm = autocorrelation_tempo(env, sr=ANALYSIS_SR)
+    profile = periodicity_profile(env, fps=ANALYSIS_SR / HOP)
+    return (bpm if bpm is not None and math.isfinite(bpm) and bpm > 0 else None), profile
 
 
 def measure_clip(
@@ -108,6 +108,7 @@ def measure_clip(
     failure paths); it is required for audible audio.
     """
     import soundfile as sf
+    import soxr
 
     t0 = time.perf_counter()
 
@@ -151,8 +152,10 @@ def measure_clip(
     if models is None:
         raise ValueError("measure_clip needs the madmom models for audible audio")
     raw = models.analyse(y)
-    lib_bpm, onset_acf = (librosa_tempo(y, sr=config.sr) if config.use_librosa_tempo
-                          else (None, []))
+    # The onset envelope and the pitch grid both read 22.05 kHz: resample once.
+    y22 = (soxr.resample(y, config.sr, ANALYSIS_SR) if config.sr != ANALYSIS_SR
+           else np.asarray(y, dtype=np.float32))
+    lib_bpm, onset_acf = librosa_tempo(y22) if config.use_librosa_tempo else (None, [])
     return done(
         FeatureStatus.ok, **facts,
         tcn_tempi=[(round(float(b), 3), round(float(s), 5)) for b, s in raw.tcn_tempi[:8]],
@@ -161,7 +164,7 @@ def measure_clip(
         key_probs=[round(float(p), 6) for p in raw.key_probs], chords=raw.chords,
         librosa_bpm=lib_bpm, onset_acf=onset_acf,
         beat_acf=periodicity_profile(raw.tcn_beat_act, fps=FPS),
-        pitch_grid=estimate_pitch_grid(y, sr=config.sr),
+        pitch_grid=estimate_pitch_grid(y22, sr=ANALYSIS_SR),
     )
 
 

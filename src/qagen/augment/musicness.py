@@ -22,6 +22,8 @@ import numpy as np
 
 #: Tempo grid of the periodicity profiles: 30 BPM × 2^(k/24), k = 0..79 (30 → ~297 BPM).
 PROFILE_BPM = tuple(round(30.0 * 2 ** (k / 24), 3) for k in range(80))
+#: Spectral peaks per frame the pitch grid weighs (the strongest).
+MAX_PEAKS = 8
 
 
 def periodicity_profile(activation: np.ndarray, *, fps: float) -> list[float]:
@@ -75,10 +77,11 @@ def estimate_pitch_grid(y: np.ndarray, *, sr: int) -> float | None:
     """How tightly spectral peaks sit on one semitone grid, 0 (none) to 1 (all on it).
 
     Peaks of a 4096-point STFT (at 22.05 kHz, 200–5000 Hz, within 30 dB of the frame's
-    loudest, at most 8 a frame) are located by parabolic interpolation; their offsets from
-    A440's semitone grid, as angles on the 100-cent circle, are averaged weighted by
+    loudest, at most ``MAX_PEAKS`` a frame) are located by parabolic interpolation; their
+    offsets from A440's semitone grid, as angles on the 100-cent circle, are averaged weighted by
     magnitude. A global detuning leaves the length unchanged. None for silent audio.
     """
+    import scipy.fft
     import soxr
 
     y22 = soxr.resample(y, sr, 22050) if sr != 22050 else np.asarray(y, dtype=np.float32)
@@ -86,7 +89,9 @@ def estimate_pitch_grid(y: np.ndarray, *, sr: int) -> float | None:
     if y22.size < n_fft:
         return None
     frames = np.lib.stride_tricks.sliding_window_view(y22, n_fft)[::hop]
-    mag = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1))
+    # float32 FFT (scipy): 5× faster than numpy's float64 and equal to the 4 decimals kept.
+    mag = np.abs(scipy.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)
+                 ).astype(np.float64)
     freqs = np.fft.rfftfreq(n_fft, 1 / 22050)
     band = (freqs >= 200) & (freqs <= 5000)
     lo_bin, hi_bin = int(np.argmax(band)), int(len(band) - np.argmax(band[::-1]) - 1)
@@ -96,25 +101,25 @@ def estimate_pitch_grid(y: np.ndarray, *, sr: int) -> float | None:
         return None
     c = sub[:, 1:-1]
     is_peak = (c > sub[:, :-2]) & (c >= sub[:, 2:]) & (c > 10 ** (-30 / 20) * frame_max)
-    total = complex(0.0)
-    weight = 0.0
-    for f_idx in range(c.shape[0]):
-        cols = np.flatnonzero(is_peak[f_idx])
-        if cols.size == 0:
-            continue
-        if cols.size > 8:
-            cols = cols[np.argsort(c[f_idx, cols])[-8:]]
-        a = np.log(sub[f_idx, cols] + 1e-12)
-        b = np.log(sub[f_idx, cols + 1] + 1e-12)
-        g = np.log(sub[f_idx, cols + 2] + 1e-12)
-        denom = a - 2 * b + g
-        shift = np.where(np.abs(denom) > 1e-12, 0.5 * (a - g) / np.where(
-            denom == 0, 1, denom), 0.0)
-        f = (lo_bin + cols + np.clip(shift, -0.5, 0.5)) * 22050 / n_fft
-        cents = 1200.0 * np.log2(f / 440.0)
-        w = sub[f_idx, cols + 1]
-        total += complex(np.sum(w * np.exp(2j * np.pi * cents / 100.0)))
-        weight += float(w.sum())
+    if c.shape[1] > MAX_PEAKS:
+        # The MAX_PEAKS strongest peaks of each frame (all frames at once).
+        strongest = np.argsort(np.where(is_peak, c, -np.inf), axis=1)[:, -MAX_PEAKS:]
+        keep = np.zeros_like(is_peak)
+        np.put_along_axis(keep, strongest, True, axis=1)
+        is_peak &= keep
+    rows, cols = np.nonzero(is_peak)
+    if rows.size == 0:
+        return None
+    a = np.log(sub[rows, cols] + 1e-12)
+    b = np.log(sub[rows, cols + 1] + 1e-12)
+    g = np.log(sub[rows, cols + 2] + 1e-12)
+    denom = a - 2 * b + g
+    shift = np.where(np.abs(denom) > 1e-12, 0.5 * (a - g) / np.where(denom == 0, 1, denom), 0.0)
+    f = (lo_bin + cols + np.clip(shift, -0.5, 0.5)) * 22050 / n_fft
+    cents = 1200.0 * np.log2(f / 440.0)
+    w = sub[rows, cols + 1]
+    total = complex(np.sum(w * np.exp(2j * np.pi * cents / 100.0)))
+    weight = float(w.sum())
     if weight <= 0:
         return None
     return round(abs(total) / weight, 4)

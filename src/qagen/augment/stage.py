@@ -112,22 +112,11 @@ def skip_unreadable(clip: Clip) -> str | None:
 _WORKER: dict[str, ClipAnalyser] = {}
 
 
-def _init_worker(analyser: ClipAnalyser, lock_path: Path) -> None:
+def _init_worker(analyser: ClipAnalyser) -> None:
     for var in _THREAD_VARS:
         os.environ[var] = "1"
     _WORKER["analyser"] = analyser
     analyser.models  # noqa: B018 - load the networks once, before the first clip
-    if analyser.config.use_librosa_tempo and not librosa_cache_warm():
-        import fcntl
-
-        # One worker at a time warms librosa's numba cache: a cold parallel compile once
-        # corrupted it and beat tracking then segfaulted (FACTS.md). Later ones hit the cache.
-        # Once warm, workers load the kernels at their first clip, side by side (queueing
-        # them here cost every run ~1.3 s of one worker's start).
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with lock_path.open("w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            warm_librosa()
 
 
 def _analyse_in_worker(clip: Clip, *, strict: bool = False) -> list[Any]:
@@ -159,36 +148,11 @@ def _survives_pickling(exc: BaseException) -> bool:
     return True
 
 
-def librosa_cache_warm() -> bool:
-    """Whether librosa's numba kernels are already compiled to disk (``*.nbi`` index files
-    in its package or in ``NUMBA_CACHE_DIR``), found without importing librosa."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("librosa")
-    places = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        places.append(Path(os.environ["NUMBA_CACHE_DIR"]))
-    return any(next(place.rglob("*.nbi"), None) is not None for place in places
-               if place.is_dir())
-
-
-def warm_librosa() -> None:
-    """Run librosa's tempo path once so its numba kernels are compiled (and cached)."""
-    import numpy as np
-
-    from qagen.augment.extract import librosa_tempo
-
-    t = np.arange(44100 * 4) / 44100
-    librosa_tempo((np.sin(2 * np.pi * 2 * t) > 0.99).astype(np.float32), sr=44100)
-
-
 @contextmanager
 def _pool_mapper(
-    analyser: ClipAnalyser, workers: int, lock_path: Path, *, strict: bool = False
+    analyser: ClipAnalyser, workers: int, *, strict: bool = False
 ) -> Iterator[Callable[..., Any] | None]:
     if workers <= 1:
-        if analyser.config.use_librosa_tempo:
-            warm_librosa()
         yield None
         return
     ctx = mp.get_context("spawn")
@@ -196,7 +160,7 @@ def _pool_mapper(
     for var in _THREAD_VARS:  # spawned children read these before importing numpy
         os.environ[var] = "1"
     try:
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(analyser, lock_path)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(analyser,)) as pool:
             analyse = functools.partial(_analyse_in_worker, strict=strict)
 
             def mapper(_guarded: Any, clips: Any) -> Any:
@@ -238,8 +202,7 @@ def augment(
                             versions=extractor_versions(), tempo_calibration=calibration)
     # A refitted calibration changes the output: it is part of the stage's version.
     version = STAGE_VERSION + (f"+cal-{calibration.fingerprint}" if calibration else "")
-    with _pool_mapper(analyser, workers, work.cache / "numba-warmup.lock",
-                      strict=strict) as mapper:
+    with _pool_mapper(analyser, workers, strict=strict) as mapper:
         return run_stage(work, analyser, stage=STAGE, version=version,
                          output_kind="features", output_model=ClipFeatures, config=config,
                          skip=skip_unreadable, mapper=mapper, shard_keys=shard_keys,
