@@ -453,6 +453,8 @@ def train(
     adapter_layers: Annotated[int, typer.Option(
         min=1, help="Last N LM layers with the adapter (capped at the LM's depth); MU-LLaMA: 20"
                     " of Llama-2-7B's 32.")] = 32,
+    prefix_len: Annotated[int, typer.Option(
+        min=1, help="Adapter prefix queries per layer (MU-LLaMA: 1).")] = 10,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads.")] = None,
     qa_kinds: Annotated[str | None, typer.Option(
@@ -466,7 +468,8 @@ def train(
 
     chosen = [k.strip() for k in qa_kinds.split(",") if k.strip()] if qa_kinds else None
     cfg = TrainConfig(run=run, arch=arch, lm=lm, steps=steps, batch_size=batch_size,
-                      grad_accum=grad_accum, lr=lr, adapter_layers=adapter_layers, seed=seed,
+                      grad_accum=grad_accum, lr=lr, adapter_layers=adapter_layers,
+                      prefix_len=prefix_len, seed=seed,
                       threads=threads, qa_kinds=chosen)  # type: ignore[arg-type]
     report = run_train(WorkDir(work), config=cfg)
     out.print_json(report.model_dump_json())

@@ -52,7 +52,13 @@ class TrainConfig(BaseModel):
                                             " held-out loss at 1.50 and key accuracy at 0.21;"
                                             " all 30 reached 0.80 and 0.39, at ~1.7x the step"
                                             " time (backward runs through these layers).")
-    prefix_len: int = Field(default=1, ge=1, description="Prefix queries per layer (MU-LLaMA: 1).")
+    prefix_len: int = Field(default=10, ge=1,
+                            description="Prefix queries per layer (MU-LLaMA: 1; LLaMA-Adapter:"
+                                        " 10). With one, every token receives the same music"
+                                        " vector; with ten, each token's query chooses what to"
+                                        " read. Hearing bench (480 clips, 800 steps): held-out"
+                                        " loss 0.83 → 0.59, tempo within 8 % 0.43 → 0.67,"
+                                        " meter 0.64 → 0.74.")
     adapter_blocks: int = Field(default=3, ge=0, description="Residual gated dense blocks.")
     adapter_ffn_mult: int = Field(default=4, ge=1, description="Dense block width / LM width.")
     # LLark projector
