@@ -4,7 +4,7 @@ Why not call librosa: the first librosa call in a process imports it whole and l
 numba kernels, 1.4 s in every augment worker (a tenth of a 100-clip run on 2 cores), and a
 cold parallel numba compile once corrupted the kernel cache (FACTS.md). The two functions
 used here are short; they are re-stated with librosa 0.11's defaults, step by step, and
-``tests/test_augment_onset.py`` holds them to librosa's own output on real and rendered
+``tests/augment/test_onset.py`` holds them to librosa's own output on real and rendered
 audio. The estimate keeps the name ``tempo_librosa_bpm``: it is librosa's algorithm.
 
 - :func:`onset_strength` = ``librosa.onset.onset_strength(y=y, sr=sr)``: spectral flux of
@@ -31,23 +31,20 @@ STD_BPM = 1.0
 MAX_TEMPO = 320.0
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale (librosa's ``htk=False``): linear to 1 kHz, logarithmic above."""
-    hz = np.asarray(hz, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    logstep = np.log(6.4) / 27.0
-    mels = hz / f_sp
-    log_t = hz >= min_log_hz
-    return np.where(log_t, min_log_hz / f_sp + np.log(np.maximum(hz, 1e-12) / min_log_hz)
-                    / logstep, mels)
+#: Slaney's mel scale (librosa's ``htk=False``): linear to 1 kHz, logarithmic above.
+_F_SP = 200.0 / 3
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = math.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz: float) -> float:
+    return hz / _F_SP if hz < _MIN_LOG_HZ else _MIN_LOG_MEL + math.log(hz / _MIN_LOG_HZ) / _LOGSTEP
 
 
 def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(mels >= min_log_mel, min_log_hz * np.exp(logstep * (mels - min_log_mel)),
-                    f_sp * mels)
+    return np.where(mels >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (mels - _MIN_LOG_MEL)),
+                    _F_SP * mels)
 
 
 @lru_cache(maxsize=4)
@@ -55,8 +52,7 @@ def mel_basis(sr: int, *, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarra
     """[n_mels, 1 + n_fft // 2] float32 triangular filters, Slaney area-normalised
     (``librosa.filters.mel(sr=sr, n_fft=n_fft, fmax=sr / 2)``)."""
     fftfreqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(np.array(0.0)), _hz_to_mel(np.array(sr / 2.0)),
-                                   n_mels + 2))
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2.0), n_mels + 2))
     fdiff = np.diff(mel_f)
     ramps = np.subtract.outer(mel_f, fftfreqs)
     lower = -ramps[:-2] / fdiff[:-1, None]
@@ -67,9 +63,9 @@ def mel_basis(sr: int, *, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarra
 
 
 @lru_cache(maxsize=4)
-def _hann(n: int) -> np.ndarray:
+def _hann(n: int, dtype: str = "float64") -> np.ndarray:
     """Periodic Hann window (``scipy.signal.get_window("hann", n, fftbins=True)``)."""
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(dtype)
 
 
 def onset_strength(y: np.ndarray, *, sr: int) -> np.ndarray:
@@ -79,7 +75,7 @@ def onset_strength(y: np.ndarray, *, sr: int) -> np.ndarray:
     y = np.ascontiguousarray(y, dtype=np.float32)
     padded = np.pad(y, N_FFT // 2)
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
-    spec = scipy.fft.rfft(frames * _hann(N_FFT).astype(np.float32), axis=1)
+    spec = scipy.fft.rfft(frames * _hann(N_FFT, "float32"), axis=1)
     power = np.abs(spec) ** 2  # [frames, bins]
     mel = power @ mel_basis(sr).T  # [frames, n_mels]
     db = 10.0 * np.log10(np.maximum(np.float32(1e-10), mel))
