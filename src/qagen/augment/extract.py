@@ -34,6 +34,7 @@ from qagen.augment.key import KEY_LABELS, decide_key
 from qagen.augment.loudness import estimate_loudness
 from qagen.augment.models import FPS, MadmomModels
 from qagen.augment.musicness import (
+    ANALYSIS_SR,
     decide_music,
     estimate_pitch_grid,
     periodicity_profile,
@@ -54,8 +55,6 @@ from qagen.records.features import TempoAgreement, TempoAlternative
 
 #: ``ClipFeatures.withheld_reason`` when a clip is judged not music.
 NOT_MUSIC = "not_music"
-#: The rate the onset envelope and the pitch grid analyse (librosa's default).
-ANALYSIS_SR = 22050
 
 #: Bump when a Measurement changes for the same audio, parameters and package versions.
 MEASURE_VERSION = "2"  # 2: beat/onset periodicity profiles, pitch grid

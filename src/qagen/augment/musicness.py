@@ -24,6 +24,8 @@ import numpy as np
 PROFILE_BPM = tuple(round(30.0 * 2 ** (k / 24), 3) for k in range(80))
 #: Spectral peaks per frame the pitch grid weighs (the strongest).
 MAX_PEAKS = 8
+#: The rate the pitch grid (and, in extract, the onset envelope) analyses: librosa's default.
+ANALYSIS_SR = 22050
 
 
 def periodicity_profile(activation: np.ndarray, *, fps: float) -> list[float]:
@@ -84,7 +86,8 @@ def estimate_pitch_grid(y: np.ndarray, *, sr: int) -> float | None:
     import scipy.fft
     import soxr
 
-    y22 = soxr.resample(y, sr, 22050) if sr != 22050 else np.asarray(y, dtype=np.float32)
+    y22 = (soxr.resample(y, sr, ANALYSIS_SR) if sr != ANALYSIS_SR
+           else np.asarray(y, dtype=np.float32))
     n_fft, hop = 4096, 1024
     if y22.size < n_fft:
         return None
@@ -92,7 +95,7 @@ def estimate_pitch_grid(y: np.ndarray, *, sr: int) -> float | None:
     # float32 FFT (scipy): 5× faster than numpy's float64 and equal to the 4 decimals kept.
     mag = np.abs(scipy.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)
                  ).astype(np.float64)
-    freqs = np.fft.rfftfreq(n_fft, 1 / 22050)
+    freqs = np.fft.rfftfreq(n_fft, 1 / ANALYSIS_SR)
     band = (freqs >= 200) & (freqs <= 5000)
     lo_bin, hi_bin = int(np.argmax(band)), int(len(band) - np.argmax(band[::-1]) - 1)
     sub = mag[:, lo_bin - 1: hi_bin + 2]
@@ -115,7 +118,7 @@ def estimate_pitch_grid(y: np.ndarray, *, sr: int) -> float | None:
     g = np.log(sub[rows, cols + 2] + 1e-12)
     denom = a - 2 * b + g
     shift = np.where(np.abs(denom) > 1e-12, 0.5 * (a - g) / np.where(denom == 0, 1, denom), 0.0)
-    f = (lo_bin + cols + np.clip(shift, -0.5, 0.5)) * 22050 / n_fft
+    f = (lo_bin + cols + np.clip(shift, -0.5, 0.5)) * ANALYSIS_SR / n_fft
     cents = 1200.0 * np.log2(f / 440.0)
     w = sub[rows, cols + 1]
     total = complex(np.sum(w * np.exp(2j * np.pi * cents / 100.0)))
