@@ -163,3 +163,19 @@ def test_settings_it_cannot_honour_are_refused(demo_work: WorkDir, cfg: dict[str
                                                match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         embed(demo_work, config=EmbedConfig(encoder=MADMOM_ENCODER, **cfg))  # type: ignore[arg-type]
+
+
+def test_its_family_fixes_rate_dtype_and_workers() -> None:
+    """44.1 kHz, float32 and one clip in flight whatever the config asks (no network loaded)."""
+    from qagen.embed.encoder import resolve_encoder
+    from qagen.embed.families import MadmomFamily, family_of
+    from qagen.embed.stage import compute_dtype_of, workers_of
+
+    source = resolve_encoder(MADMOM_ENCODER)
+    config = EmbedConfig(encoder=MADMOM_ENCODER, sr=24000, compute_dtype="bfloat16",
+                         device="cpu")
+    assert isinstance(family_of(source), MadmomFamily)
+    assert family_of(source).sample_rate(config) == 44100
+    assert compute_dtype_of(source, config) == "float32"
+    assert workers_of(source, config) == 1
+    assert workers_of(source, config.model_copy(update={"workers": 2})) == 2

@@ -13,12 +13,13 @@ from qagen.devices import resolve_dtype
 from qagen.embed.config import CPU_BATCH, TINY_ENCODER, EmbedConfig
 from qagen.embed.encoder import (
     EncoderShape,
+    embed_audio,
     load_encoder,
     resolve_encoder,
     window_bytes,
     windows_for_memory,
 )
-from qagen.embed.stage import embed, embed_audio
+from qagen.embed.stage import embed
 from qagen.errors import ConfigError
 from qagen.ingest import ingest
 from qagen.workdir import WorkDir

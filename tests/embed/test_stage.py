@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from qagen.audio import load_audio
+from qagen.embed import families as embed_families
 from qagen.embed import stage as embed_stage
 from qagen.embed.config import TINY_ENCODER, EmbedConfig
 from qagen.embed.encoder import load_encoder, resolve_encoder
@@ -136,7 +137,7 @@ def test_rerun_is_a_no_op_and_a_lost_marker_redoes_one_shard(
     def refuse(*_a: object, **_k: object) -> None:
         raise AssertionError("the encoder was loaded")
 
-    monkeypatch.setattr(embed_stage, "load_encoder", refuse)
+    monkeypatch.setattr(embed_families, "load_encoder", refuse)
     again = run(work, tiny_home)
     assert (again.shards, again.shards_reused) == (3, 3)
     assert index.stat().st_mtime_ns == mtime  # nothing rewritten
@@ -207,13 +208,13 @@ def test_threads_are_set_for_the_run_and_restored(
     import torch
 
     seen: list[int] = []
-    real = embed_stage.load_encoder
+    real = embed_families.load_encoder
 
     def spy(*a: object, **k: object) -> object:
         seen.append(torch.get_num_threads())
         return real(*a, **k)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(embed_stage, "load_encoder", spy)
+    monkeypatch.setattr(embed_families, "load_encoder", spy)
     work = ingested(audio_folder, tmp_path / "w")
     before = torch.get_num_threads()
     target = 1 if before != 1 else 2

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qagen.embed import stage as embed_stage
+from qagen.embed import families as embed_families
 from qagen.embed.config import TINY_ENCODER, EmbedConfig
 from qagen.embed.encoder import resolve_encoder
 from qagen.embed.stage import embed, workers_of
@@ -26,13 +26,13 @@ def test_threads_of_clips_store_the_same_arrays(audio_folder: Path, tmp_path: Pa
                                                tiny_home: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     loads = []
-    real = embed_stage.load_encoder
+    real = embed_families.load_encoder
 
     def counted(*args: object, **kwargs: object) -> object:
         loads.append(1)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(embed_stage, "load_encoder", counted)
+    monkeypatch.setattr(embed_families, "load_encoder", counted)
     snaps = []
     for workers in (1, 3):
         work = WorkDir(tmp_path / f"w{workers}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,10 @@ import numpy as np
 
 from qagen.audio import sha256_file
 from qagen.devices import resolve_device, resolve_dtype
-from qagen.embed.config import CPU_BATCH, TINY_ENCODER
+from qagen.embed.config import CPU_BATCH, TINY_ENCODER, EmbedConfig
 from qagen.embed.madmom_features import MADMOM_ENCODER, features_identity
 from qagen.embed.madmom_features import models_dir as madmom_models_dir
+from qagen.embed.pooling import MIN_TAIL_S, chunk_bounds, pool_frames
 from qagen.embed.tiny import PROVENANCE_FILE, tiny_model_dir
 from qagen.errors import ConfigError, MissingDependencyError
 
@@ -182,6 +184,11 @@ class MertEncoder:
         return windows_for_memory(free_bytes=free, window_samples=window_samples,
                                   shape=self.shape, dtype_bytes=_DTYPE_BYTES[self.dtype])
 
+    def embed(self, y: np.ndarray, *, config: EmbedConfig
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(layers, frames) of mono audio at :attr:`sr`: :func:`embed_audio`."""
+        return embed_audio(y, encoder=self, config=config)
+
     def forward(
         self, batch: list[np.ndarray], *, frame_layer: int | str | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -291,6 +298,58 @@ def load_encoder(source: EncoderSource, *, sr: int, device: str = "auto",
              source.name, enc.num_states, enc.hidden_size, enc.frame_rate_hz, device, compute,
              path)
     return enc
+
+
+def embed_audio(
+    y: np.ndarray, *, encoder: MertEncoder, config: EmbedConfig
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Encode mono audio at ``encoder.sr`` in windows; pool over time.
+
+    Windows of equal length are batched (``config.batch_size``; ``auto``: 8 on the CPU, as
+    many as fit half the free memory on CUDA); the shorter last window runs alone, so no
+    window is ever padded and each window's result does not depend on what it was batched
+    with.
+
+    Returns
+    -------
+    (layers, frames)
+        float32 [layers + 1, hidden] mean over every frame of the clip, and float32
+        [ceil(duration × frame_rate_hz), hidden] (None when ``frame_rate_hz`` is None).
+    """
+    sr = encoder.sr
+    chunk = max(encoder.min_samples, round(config.chunk_s * sr))
+    min_tail = max(encoder.min_samples, min(chunk, round(MIN_TAIL_S * sr)))
+    bounds = chunk_bounds(len(y), chunk_samples=chunk, min_tail_samples=min_tail)
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, (a, b) in enumerate(bounds):
+        by_length[b - a].append(i)
+    frame_layer = config.frame_layer if config.frame_rate_hz is not None else None
+    sums: list[np.ndarray | None] = [None] * len(bounds)
+    seqs: list[np.ndarray | None] = [None] * len(bounds)
+    counts = [0] * len(bounds)
+    for length, idxs in by_length.items():
+        size = encoder.batch_size(length, requested=config.batch_size)
+        for k in range(0, len(idxs), size):
+            batch = idxs[k: k + size]
+            s, f = encoder.forward([y[bounds[i][0]: bounds[i][1]] for i in batch],
+                                   frame_layer=frame_layer)
+            for j, i in enumerate(batch):
+                sums[i] = s[j]
+                seqs[i] = None if f is None else f[j]
+                counts[i] = f.shape[1] if f is not None else _frames_of(encoder, bounds[i])
+    total = sum(counts)
+    layers = (np.sum([s for s in sums if s is not None], axis=0) / total).astype(np.float32)
+    if config.frame_rate_hz is None:
+        return layers, None
+    frames = np.concatenate([f for f in seqs if f is not None], axis=0)
+    times = np.concatenate([a / sr + np.arange(n) / encoder.frame_rate_hz
+                            for (a, _), n in zip(bounds, counts, strict=True)])
+    pooled = pool_frames(frames, times, rate_hz=config.frame_rate_hz, duration_s=len(y) / sr)
+    return layers, pooled
+
+
+def _frames_of(encoder: MertEncoder, bound: tuple[int, int]) -> int:
+    return int(encoder.model._get_feat_extract_output_lengths(bound[1] - bound[0]))
 
 
 @dataclass(frozen=True)

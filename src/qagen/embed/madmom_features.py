@@ -31,12 +31,15 @@ import sys
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qagen.errors import MissingDependencyError
 from qagen.onnx_quiet import quiet_onnxruntime
+
+if TYPE_CHECKING:
+    from qagen.embed.config import EmbedConfig
 
 log = logging.getLogger(__name__)
 
@@ -212,12 +215,14 @@ class MadmomFeatureEncoder:
         act = np.asarray(self.processors["downbeat"](sig), dtype=np.float64)  # [T100, 2]
         return rhythm_and_pitch_frames(chroma=chroma, chord=chord, act=act, n=n)
 
-    def embed(self, y: np.ndarray, *, frame_rate_hz: float | None,
+    def embed(self, y: np.ndarray, *, config: EmbedConfig
               ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(layers [3, DIM] = mean, std, max over frames; frames pooled to ``frame_rate_hz``
-        or None), both float32 — the two arrays the embed stage stores."""
+        """(layers [3, DIM] = mean, std, max over frames; frames pooled to
+        ``config.frame_rate_hz`` or None), both float32 — the two arrays the embed stage
+        stores."""
         from qagen.embed.pooling import pool_frames
 
+        frame_rate_hz = config.frame_rate_hz
         frames = self.frames(y)
         layers = np.stack([frames.mean(0), frames.std(0), frames.max(0)]).astype(np.float32)
         if frame_rate_hz is None:

@@ -22,7 +22,6 @@ import logging
 import os
 import threading
 import zipfile
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -34,16 +33,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from qagen.audio import load_audio, sha256_file
-from qagen.devices import resolve_device, resolve_dtype
 from qagen.embed.config import EmbedConfig
-from qagen.embed.encoder import EncoderSource, MertEncoder, load_encoder, resolve_encoder
-from qagen.embed.madmom_features import (
-    MADMOM_ENCODER,
-    NATIVE_FRAME_RATE_HZ,
-    MadmomFeatureEncoder,
-)
-from qagen.embed.madmom_features import SR as MADMOM_SR
-from qagen.embed.pooling import MIN_TAIL_S, chunk_bounds, pool_frames
+from qagen.embed.encoder import EncoderSource, resolve_encoder
+from qagen.embed.families import Encoder, EncoderFamily, family_of
 from qagen.embedding_store import EmbeddingPaths, write_embedding_index
 from qagen.engine import ArraysSink, ManifestShards, StageReport, run_stage
 from qagen.errors import ConfigError
@@ -89,58 +81,6 @@ def skip_unreadable(clip: Clip) -> str | None:
     return None
 
 
-def embed_audio(
-    y: np.ndarray, *, encoder: MertEncoder, config: EmbedConfig
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Encode mono audio at ``encoder.sr`` in windows; pool over time.
-
-    Windows of equal length are batched (``config.batch_size``; ``auto``: 8 on the CPU, as
-    many as fit half the free memory on CUDA); the shorter last window runs alone, so no
-    window is ever padded and each window's result does not depend on what it was batched
-    with.
-
-    Returns
-    -------
-    (layers, frames)
-        float32 [layers + 1, hidden] mean over every frame of the clip, and float32
-        [ceil(duration × frame_rate_hz), hidden] (None when ``frame_rate_hz`` is None).
-    """
-    sr = encoder.sr
-    chunk = max(encoder.min_samples, round(config.chunk_s * sr))
-    min_tail = max(encoder.min_samples, min(chunk, round(MIN_TAIL_S * sr)))
-    bounds = chunk_bounds(len(y), chunk_samples=chunk, min_tail_samples=min_tail)
-    by_length: dict[int, list[int]] = defaultdict(list)
-    for i, (a, b) in enumerate(bounds):
-        by_length[b - a].append(i)
-    frame_layer = config.frame_layer if config.frame_rate_hz is not None else None
-    sums: list[np.ndarray | None] = [None] * len(bounds)
-    seqs: list[np.ndarray | None] = [None] * len(bounds)
-    counts = [0] * len(bounds)
-    for length, idxs in by_length.items():
-        size = encoder.batch_size(length, requested=config.batch_size)
-        for k in range(0, len(idxs), size):
-            batch = idxs[k: k + size]
-            s, f = encoder.forward([y[bounds[i][0]: bounds[i][1]] for i in batch],
-                                   frame_layer=frame_layer)
-            for j, i in enumerate(batch):
-                sums[i] = s[j]
-                seqs[i] = None if f is None else f[j]
-                counts[i] = f.shape[1] if f is not None else _frames_of(encoder, bounds[i])
-    total = sum(counts)
-    layers = (np.sum([s for s in sums if s is not None], axis=0) / total).astype(np.float32)
-    if config.frame_rate_hz is None:
-        return layers, None
-    frames = np.concatenate([f for f in seqs if f is not None], axis=0)
-    times = np.concatenate([a / sr + np.arange(n) / encoder.frame_rate_hz
-                            for (a, _), n in zip(bounds, counts, strict=True)])
-    pooled = pool_frames(frames, times, rate_hz=config.frame_rate_hz, duration_s=len(y) / sr)
-    return layers, pooled
-
-
-def _frames_of(encoder: MertEncoder, bound: tuple[int, int]) -> int:
-    return int(encoder.model._get_feat_extract_output_lengths(bound[1] - bound[0]))
-
-
 @dataclass
 class ClipEmbedder:
     """The per-item function: cache lookup, else decode + encode + store in the cache.
@@ -155,20 +95,24 @@ class ClipEmbedder:
     cache_dir: Path | None
     identity: EmbedIdentity
     compute_dtype: str = "float32"  # resolved (never "auto"): the one in the identity
-    _encoder: MertEncoder | MadmomFeatureEncoder | None = field(default=None, repr=False)
+    _encoder: Encoder | None = field(default=None, repr=False)
     _threads_before: int | None = field(default=None, repr=False)
     _loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
-    def encoder(self) -> MertEncoder | MadmomFeatureEncoder:
+    def family(self) -> EncoderFamily:
+        return family_of(self.source)
+
+    @property
+    def encoder(self) -> Encoder:
         return self.load()
 
     @property
     def sr(self) -> int:
-        """The rate audio is decoded at: the config's for MERT, 44.1 kHz for madmom."""
-        return encoder_sr(self.source, self.config)
+        """The rate audio is decoded at (the encoder family's)."""
+        return self.family.sample_rate(self.config)
 
-    def load(self) -> MertEncoder | MadmomFeatureEncoder:
+    def load(self) -> Encoder:
         """Set torch's thread count (restored by :meth:`close`) and load the encoder once
         (under a lock: with ``workers`` > 1 several clips ask for it at once)."""
         if self._encoder is not None:
@@ -176,16 +120,15 @@ class ClipEmbedder:
         with self._loading:
             return self._load()
 
-    def _load(self) -> MertEncoder | MadmomFeatureEncoder:
-        if self._encoder is None and self.source.name == MADMOM_ENCODER:
-            self._encoder = MadmomFeatureEncoder.load()
+    def _load(self) -> Encoder:
         if self._encoder is None:
-            import torch
+            family = self.family
+            if family.uses_torch:
+                import torch
 
-            self._threads_before = torch.get_num_threads()
-            torch.set_num_threads(self.config.threads or os.cpu_count() or 1)
-            self._encoder = load_encoder(self.source, sr=self.config.sr,
-                                         device=self.config.device, dtype=self.compute_dtype)
+                self._threads_before = torch.get_num_threads()
+                torch.set_num_threads(self.config.threads or os.cpu_count() or 1)
+            self._encoder = family.load(self.source, self.config, dtype=self.compute_dtype)
         return self._encoder
 
     def close(self) -> None:
@@ -227,13 +170,7 @@ class ClipEmbedder:
             return self._reject(clip, EmbedReason.too_short,
                                 f"{clip.audio_path}: {len(y)} samples at {self.sr} Hz, "
                                 f"the encoder needs {self.encoder.min_samples}")
-        encoder = self.encoder
-        if isinstance(encoder, MadmomFeatureEncoder):
-            layers32, frames32 = encoder.embed(np.nan_to_num(y),
-                                               frame_rate_hz=self.config.frame_rate_hz)
-        else:
-            layers32, frames32 = embed_audio(np.nan_to_num(y), encoder=encoder,
-                                             config=self.config)
+        layers32, frames32 = self.encoder.embed(np.nan_to_num(y), config=self.config)
         layers = layers32.astype(self.config.dtype)
         frames = None if frames32 is None else frames32.astype(self.config.dtype)
         if not (np.isfinite(layers).all() and (frames is None or np.isfinite(frames).all())):
@@ -314,7 +251,7 @@ def embed(
         raise ConfigError(f"no dataset root recorded for sources {lacking} in {work.reports}; "
                           "run `qagen ingest` for them first")
     source = resolve_encoder(config.encoder, revision=config.revision, cache_root=cache_root)
-    check_encoder_config(source, config)
+    family_of(source).check(source, config)
     compute = compute_dtype_of(source, config)
     identity = EmbedIdentity(params=config.output_params(compute_dtype=compute),
                              encoder_sha256=source.weights_sha256,
@@ -336,18 +273,11 @@ def embed(
 
 
 def workers_of(source: EncoderSource, config: EmbedConfig) -> int:
-    """Clips in flight: ``auto`` = 4 for a MERT on CUDA, else 1.
-
-    Why on CUDA: decoding, resampling and pooling a clip are CPU work of the same order as
-    its forward pass on a GPU; with one clip at a time the GPU waits for them. Threads
-    suffice (soundfile, soxr, numpy and torch release the GIL). On the CPU the forward
-    already uses every core, and madmom runs single-threaded networks per process.
-    """
+    """Clips in flight: ``config.workers``, or the encoder family's choice for ``auto``
+    (4 for a MERT on CUDA, else 1: :mod:`qagen.embed.families`)."""
     if config.workers != "auto":
         return int(config.workers)
-    if source.name == MADMOM_ENCODER:
-        return 1
-    return 4 if resolve_device(config.device).startswith("cuda") else 1
+    return family_of(source).auto_workers(config)
 
 
 @contextmanager
@@ -363,7 +293,7 @@ def clip_mapper(workers: int) -> Iterator[Callable[..., Any] | None]:
 def arrays_sink(work: WorkDir, embedder: ClipEmbedder) -> ArraysSink[ClipEmbedding, EmbeddingRow]:
     """The engine's arrays sink for embeddings: ``layers`` (and ``frames``) arrays per shard,
     an ``EmbeddingRow`` per clip and kind, the merged ``index.parquet`` rebuilt at the end."""
-    config, source = embedder.config, embedder.source
+    config, source, sr = embedder.config, embedder.source, embedder.sr
     kinds = [EmbeddingKind.layers] + ([EmbeddingKind.frames] if config.frame_rate_hz else [])
 
     def row(res: ClipEmbedding, kind: EmbeddingKind, file: str, offset: int,
@@ -375,7 +305,7 @@ def arrays_sink(work: WorkDir, embedder: ClipEmbedder) -> ArraysSink[ClipEmbeddi
             random_init=source.random_init,
             layer="all" if kind is EmbeddingKind.layers else str(config.frame_layer),
             frame_rate_hz=config.frame_rate_hz if kind is EmbeddingKind.frames else None,
-            sr=encoder_sr(source, config), chunk_s=config.chunk_s, audio_sha256=res.audio_sha256,
+            sr=sr, chunk_s=config.chunk_s, audio_sha256=res.audio_sha256,
             start_s=res.clip.start_s, end_s=res.clip.end_s, seconds=res.seconds,
             cache_key=res.cache_key)
 
@@ -390,63 +320,18 @@ def arrays_sink(work: WorkDir, embedder: ClipEmbedder) -> ArraysSink[ClipEmbeddi
         merged=EmbeddingPaths(work).index)
 
 
-def check_encoder_config(source: EncoderSource, config: EmbedConfig) -> None:
-    """Refuse settings the encoder cannot honour, before any work (reads config.json only).
-
-    Raises
-    ------
-    ConfigError
-        ``frame_rate_hz`` above the encoder's frame rate, or ``frame_layer`` out of range.
-    """
-    if source.name == MADMOM_ENCODER:
-        if config.frame_rate_hz is not None and config.frame_rate_hz > NATIVE_FRAME_RATE_HZ:
-            raise ConfigError(f"frame_rate_hz={config.frame_rate_hz} exceeds {MADMOM_ENCODER}'s "
-                              f"{NATIVE_FRAME_RATE_HZ:g} frames/s; choose ≤ "
-                              f"{NATIVE_FRAME_RATE_HZ:g}")
-        if config.frame_layer != "mean":
-            raise ConfigError(f"{MADMOM_ENCODER} has one feature vector per frame, not layers: "
-                              f"frame_layer={config.frame_layer!r} does not apply (use 'mean')")
-        return
-    try:
-        meta = json.loads((source.path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"encoder folder {source.path} has no readable config.json: "
-                          f"{exc}") from exc
-    strides = meta.get("conv_stride", [5, 2, 2, 2, 2, 2, 2])
-    native = config.sr / float(np.prod(strides))
-    if config.frame_rate_hz is not None and config.frame_rate_hz > native:
-        raise ConfigError(f"frame_rate_hz={config.frame_rate_hz} exceeds the encoder's "
-                          f"{native:g} frames/s at {config.sr} Hz; choose ≤ {native:g}")
-    states = int(meta.get("num_hidden_layers", 12)) + 1
-    if isinstance(config.frame_layer, int) and not -states <= config.frame_layer < states:
-        raise ConfigError(f"frame_layer={config.frame_layer} is out of range: "
-                          f"{source.name!r} returns {states} hidden states "
-                          f"(0..{states - 1}, or negative from the end, or 'mean')")
-
-
 def compute_dtype_of(source: EncoderSource, config: EmbedConfig) -> str:
     """The compute dtype the arrays will come from, resolved before any work.
 
     Why resolved here: ``auto`` is bf16 on one machine and fp32 on another, and the cache
-    key must name what was computed. madmom's networks always run in float32. Only a CUDA
-    ``auto`` imports torch (to ask for bf16 support); ``cpu`` and explicit dtypes do not.
+    key must name what was computed.
 
     Raises
     ------
     ConfigError
         ``device`` is CUDA where torch sees none.
     """
-    if source.name == MADMOM_ENCODER:
-        return "float32"
-    device = config.device
-    if config.compute_dtype == "auto" and device != "cpu":
-        device = resolve_device(device)
-    return resolve_dtype(config.compute_dtype, device=device)
-
-
-def encoder_sr(source: EncoderSource, config: EmbedConfig) -> int:
-    """The sample rate the encoder hears: madmom's networks are fixed at 44.1 kHz."""
-    return MADMOM_SR if source.name == MADMOM_ENCODER else config.sr
+    return family_of(source).compute_dtype(config)
 
 
 def _array_of(res: ClipEmbedding, kind: EmbeddingKind) -> np.ndarray:
