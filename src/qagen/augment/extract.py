@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,7 @@ from qagen.augment.musicness import (
 from qagen.augment.onset import HOP, autocorrelation_tempo, onset_strength
 from qagen.augment.tempo import (
     MAX_BPM,
+    TempoDecision,
     decide_tempo,
     with_calibrated_confidence,
     with_level_doubt,
@@ -179,6 +181,115 @@ def _meter(m: Measurement) -> tuple[int | None, float | None]:
     return meter, round(1.0 / (1.0 + math.exp(-(best - max(others)) / 10.0)), 4)
 
 
+@dataclass(frozen=True)
+class _HarmonicBar:
+    """What the chord changes say about the bar, in tracker beats.
+
+    ``period``/``phase``/``strength``: how many tracker beats a harmonic bar spans, where it
+    starts and how clearly (:func:`harmonic_period`); ``reading``: the (tempo factor, meter,
+    time signature) the chords and the onset/beat periodicities imply, or None
+    (:func:`metrical_reading`).
+    """
+
+    reading: tuple[float, int, str] | None
+    period: int | None
+    phase: float
+    strength: float
+
+    def bpm(self, beats_bpm: float | None) -> float | None:
+        """The tempo at the harmonic reading's beat level (None without a reading)."""
+        return beats_bpm * self.reading[0] if self.reading and beats_bpm else None
+
+
+def _harmonic_bar(m: Measurement, *, beat_times: np.ndarray, beats_bpm: float | None,
+                  changes: list[float]) -> _HarmonicBar:
+    period, phase, strength = harmonic_period(beat_times, changes)
+    if not (m.beats and beats_bpm):
+        return _HarmonicBar(reading=None, period=period, phase=phase, strength=strength)
+    tracker_meter = max(p for _, p in m.beats)
+    onsets, acts = m.onset_acf or [], m.beat_acf or []
+    reading = metrical_reading(
+        tracker_meter, period,
+        triplets=profile_at(onsets, 3 * beats_bpm), duplets=profile_at(onsets, 2 * beats_bpm),
+        pairs=profile_at(onsets, 1.5 * beats_bpm),
+        dotted=profile_at(acts, beats_bpm * 2 / 3), beat=profile_at(acts, beats_bpm))
+    if reading and reading[0] == 2 / 3:
+        # A hemiola: bars of three tracker beats, placed where the chords change, to the
+        # half beat (the tracker may sit on the off eighths); without the chords' own
+        # period of 3, the activation's contrast between the levels is the strength.
+        if period != 3:
+            strength = round(min(1.0, profile_at(acts, beats_bpm * 2 / 3)
+                                 - profile_at(acts, beats_bpm)), 4)
+        period = 3
+        phase, _ = harmonic_phase(beat_times, changes, period=3, resolution=0.5)
+    return _HarmonicBar(reading=reading, period=period, phase=phase, strength=strength)
+
+
+def _decide_tempo(
+    m: Measurement, tempi: np.ndarray, *, beats_bpm: float | None, tcn_bpm: float | None,
+    harmony: _HarmonicBar, config: AugmentConfig, calibration: TempoCalibration | None,
+) -> tuple[TempoDecision, float | None, bool]:
+    """(decision, raw confidence before calibration, whether it sits at the harmonic level).
+
+    Without ``config.tempo_octave_decision`` the TCN's strongest peak is taken as is.
+    """
+    if not config.tempo_octave_decision:
+        raw = TempoDecision(bpm=tcn_bpm, confidence=float(tempi[0, 1]) if len(tempi) else None,
+                            agreement=TempoAgreement.single)
+        return raw, None, False
+    reading, harmonic_bpm = harmony.reading, harmony.bpm(beats_bpm)
+    tempo = decide_tempo(tempi, beats_bpm=beats_bpm, librosa_bpm=m.librosa_bpm,
+                         onset_profile=m.onset_acf, harmonic_bpm=harmonic_bpm,
+                         harmonic_strength=harmony.strength)
+    at_harmonic_level = bool(reading and harmonic_bpm and tempo.bpm
+                             and abs(tempo.bpm - harmonic_bpm) <= 0.04 * harmonic_bpm)
+    if at_harmonic_level and reading and beats_bpm:
+        # The other metrical level keeps a real share: the tracker's own (eighths in
+        # 6/8 tracked in eighths, the half-time beat), else the eighths of a 6/8 beat.
+        other = beats_bpm if reading[0] != 1.0 else 3 * beats_bpm
+        if reading[0] != 1.0 or (reading[2] == "6/8" and other <= MAX_BPM):
+            tempo = with_level_doubt(tempo, other)
+    raw_conf = tempo.confidence
+    if calibration and calibration.bins and raw_conf is not None and tempo.bpm:
+        evidence = tempo_evidence(tempo.bpm, raw_conf, [tcn_bpm, beats_bpm, m.librosa_bpm])
+        tempo = with_calibrated_confidence(tempo, calibration.apply(evidence))
+    return tempo, raw_conf, at_harmonic_level
+
+
+@dataclass(frozen=True)
+class _Bars:
+    beats: list[float]
+    downbeats: list[float]
+    meter: int | None
+    confidence: float | None
+    time_signature: str | None
+
+
+def _bar_grid(m: Measurement, *, beat_times: np.ndarray, changes: list[float],
+              harmony: _HarmonicBar, at_harmonic_level: bool, raw_conf: float | None) -> _Bars:
+    """Beats, downbeats and meter: the tracker's, unless the chords say otherwise."""
+    meter, meter_conf = _meter(m)
+    time_signature = f"{meter}/4" if meter else None
+    period, phase = harmony.period, harmony.phase
+    if harmony.reading and period and at_harmonic_level:
+        # The chords moved the beat to another level (6/8, or half/double time): beats,
+        # downbeats and meter follow it.
+        factor, meter, time_signature = harmony.reading
+        meter_conf = round(min(harmony.strength, raw_conf or 1.0), 4)
+        beat_list, downbeats = regrid_beats(beat_times, factor=factor, period=period,
+                                            phase=phase)
+    elif period is not None and period == meter:
+        # The chords keep the tracker's bar length: their phase (latency-corrected, beats
+        # of any length) places the bar lines, also where the tracker took beat 3 for 1.
+        beat_list, downbeats = regrid_beats(beat_times, factor=1.0, period=period,
+                                            phase=phase)
+    else:
+        beat_list = [t for t, _ in m.beats]
+        downbeats = [t for t, p in align_bar_phase(m.beats, changes) if p == 1]
+    return _Bars(beats=beat_list, downbeats=downbeats, meter=meter, confidence=meter_conf,
+                 time_signature=time_signature)
+
+
 def decide_features(
     m: Measurement, *, clip: Clip, config: AugmentConfig, versions: dict[str, str],
     tempo_calibration: TempoCalibration | None = None,
@@ -208,68 +319,12 @@ def decide_features(
     beats_bpm = float(60.0 / np.median(np.diff(beat_times))) if len(beat_times) > 2 else None
     tcn_bpm = float(tempi[0, 0]) if len(tempi) else None
     changes = chord_change_times(m.chords)
-    period, phase, strength = harmonic_period(beat_times, changes)
-    reading = None
-    if m.beats and beats_bpm:
-        tracker_meter = max(p for _, p in m.beats)
-        onsets, acts = m.onset_acf or [], m.beat_acf or []
-        reading = metrical_reading(
-            tracker_meter, period,
-            triplets=profile_at(onsets, 3 * beats_bpm), duplets=profile_at(onsets, 2 * beats_bpm),
-            pairs=profile_at(onsets, 1.5 * beats_bpm),
-            dotted=profile_at(acts, beats_bpm * 2 / 3), beat=profile_at(acts, beats_bpm))
-        if reading and reading[0] == 2 / 3:
-            # A hemiola: bars of three tracker beats, placed where the chords change, to the
-            # half beat (the tracker may sit on the off eighths); without the chords' own
-            # period of 3, the activation's contrast between the levels is the strength.
-            if period != 3:
-                strength = round(min(1.0, profile_at(acts, beats_bpm * 2 / 3)
-                                     - profile_at(acts, beats_bpm)), 4)
-            period = 3
-            phase, _ = harmonic_phase(beat_times, changes, period=3, resolution=0.5)
-    harmonic_bpm = beats_bpm * reading[0] if reading and beats_bpm else None
-    at_harmonic_level = False
-    if config.tempo_octave_decision:
-        tempo = decide_tempo(tempi, beats_bpm=beats_bpm, librosa_bpm=m.librosa_bpm,
-                             onset_profile=m.onset_acf, harmonic_bpm=harmonic_bpm,
-                             harmonic_strength=strength)
-        at_harmonic_level = bool(reading and harmonic_bpm and tempo.bpm
-                                 and abs(tempo.bpm - harmonic_bpm) <= 0.04 * harmonic_bpm)
-        if at_harmonic_level and reading and beats_bpm:
-            # The other metrical level keeps a real share: the tracker's own (eighths in
-            # 6/8 tracked in eighths, the half-time beat), else the eighths of a 6/8 beat.
-            other = beats_bpm if reading[0] != 1.0 else 3 * beats_bpm
-            if reading[0] != 1.0 or (reading[2] == "6/8" and other <= MAX_BPM):
-                tempo = with_level_doubt(tempo, other)
-        raw_conf = tempo.confidence
-        if tempo_calibration and tempo_calibration.bins and raw_conf is not None and tempo.bpm:
-            evidence = tempo_evidence(tempo.bpm, raw_conf, [tcn_bpm, beats_bpm, m.librosa_bpm])
-            tempo = with_calibrated_confidence(tempo, tempo_calibration.apply(evidence))
-        tempo_bpm, tempo_conf, agreement = tempo.bpm, tempo.confidence, tempo.agreement
-        alternatives = [TempoAlternative(bpm=b, weight=w) for b, w in tempo.alternatives]
-    else:
-        raw_conf = None
-        tempo_bpm = tcn_bpm
-        tempo_conf = float(tempi[0, 1]) if len(tempi) else None
-        agreement = TempoAgreement.single
-        alternatives = []
-    meter, meter_conf = _meter(m)
-    time_signature = f"{meter}/4" if meter else None
-    if reading and period and at_harmonic_level:
-        # The chords moved the beat to another level (6/8, or half/double time): beats,
-        # downbeats and meter follow it.
-        factor, meter, time_signature = reading
-        meter_conf = round(min(strength, raw_conf or 1.0), 4)
-        beat_list, downbeats = regrid_beats(beat_times, factor=factor, period=period,
-                                            phase=phase)
-    elif period is not None and period == meter:
-        # The chords keep the tracker's bar length: their phase (latency-corrected, beats
-        # of any length) places the bar lines, also where the tracker took beat 3 for 1.
-        beat_list, downbeats = regrid_beats(beat_times, factor=1.0, period=period,
-                                            phase=phase)
-    else:
-        beat_list = [t for t, _ in m.beats]
-        downbeats = [t for t, p in align_bar_phase(m.beats, changes) if p == 1]
+    harmony = _harmonic_bar(m, beat_times=beat_times, beats_bpm=beats_bpm, changes=changes)
+    tempo, raw_conf, at_harmonic_level = _decide_tempo(
+        m, tempi, beats_bpm=beats_bpm, tcn_bpm=tcn_bpm, harmony=harmony, config=config,
+        calibration=tempo_calibration)
+    bars = _bar_grid(m, beat_times=beat_times, changes=changes, harmony=harmony,
+                     at_harmonic_level=at_harmonic_level, raw_conf=raw_conf)
     chords = snap_chord_changes(m.chords, [t for t, _ in m.beats], latency_s=CHORD_LATENCY_S)
     provisional = chord_segments(chords, key=None, min_duration_s=config.chord_min_s)
     key = decide_key(np.asarray(m.key_probs), provisional if config.key_from_chords else [])
@@ -284,10 +339,11 @@ def decide_features(
     if base.get("is_music") is False:
         return ClipFeatures(**base, **trail, withheld_reason=NOT_MUSIC)
     return ClipFeatures(
-        **base, **trail, tempo_alternatives=alternatives,
-        tempo_bpm=tempo_bpm, tempo_confidence=tempo_conf, tempo_agreement=agreement,
-        beats=beat_list, downbeats=downbeats,
-        meter=meter, meter_confidence=meter_conf, time_signature=time_signature,
+        **base, **trail,
+        tempo_alternatives=[TempoAlternative(bpm=b, weight=w) for b, w in tempo.alternatives],
+        tempo_bpm=tempo.bpm, tempo_confidence=tempo.confidence, tempo_agreement=tempo.agreement,
+        beats=bars.beats, downbeats=bars.downbeats,
+        meter=bars.meter, meter_confidence=bars.confidence, time_signature=bars.time_signature,
         key=key.key, key_confidence=key.confidence,
         chords=chord_segments(chords, key=key.key, min_duration_s=config.chord_min_s),
     )
