@@ -8,7 +8,7 @@ the MIR kinds of pairs with SmolLM2-135M frozen, and evaluated three ways on hel
 the adapter, the LM alone, and the adapter fed another clip's audio (the ablation: if answers
 came from a prior over the training answers, not from the audio, it would score the same).
 
-    python bench/train_hears.py [--clips 480] [--steps 1400] [--out bench-out/train_hears]
+    python bench/train_hears.py [--clips 480] [--steps 2000] [--out bench-out/train_hears]
                                 [--archs mu_llama,llark] [--max-pairs 300] [--json F]
 
 Every stage resumes, so a re-run reuses what is done. Targets (issue: the adapter that
@@ -139,7 +139,8 @@ def check_targets(result: dict[str, Any]) -> dict[str, bool]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=480)
-    parser.add_argument("--steps", type=int, default=1400, help="MU-LLaMA adapter steps.")
+    parser.add_argument("--steps", type=int, default=2000,
+                        help="MU-LLaMA adapter steps (~70 min on 2 cores).")
     parser.add_argument("--llark-steps", type=int, default=300,
                         help="LLark projector steps (each costs a backward pass through the "
                              "whole LM: ~4x a MU-LLaMA step on CPU).")
