@@ -286,11 +286,12 @@ def harmony_claims(
 _TIME_SIGNATURE = re.compile(r"(?<![\d/.])(\d{1,2})\s*/\s*(2|4|8|16)(?![\d/])(?!\s+of\b)")
 _TRIPLE_WORDS = re.compile(
     r"\bwaltz[- ](?:time|meter|metre|feel|rhythm)\b|\btriple[- ](?:meter|metre|time)\b"
-    r"|\bthree\s+beats\s+(?:per|to\s+the|to\s+a|in\s+(?:a|each|every))\s+(?:bar|measure)\b",
+    r"|\b(?:three|3)\s+beats\s+(?:per|to\s+the|to\s+a|in\s+(?:a|each|every))\s+(?:bar|measure)\b",
     re.I)
 _QUADRUPLE_WORDS = re.compile(
     r"\bcommon\s+time\b|\bcut\s+time\b|\b(?:quadruple|duple)[- ](?:meter|metre|time)\b"
-    r"|\b(?:four|two)\s+beats\s+(?:per|to\s+the|to\s+a|in\s+(?:a|each|every))\s+(?:bar|measure)\b"
+    r"|\b(?:four|two|4|2)\s+beats\s+(?:per|to\s+the|to\s+a|in\s+(?:a|each|every))"
+    r"\s+(?:bar|measure)\b"
     r"|\bfour[- ]on[- ]the[- ]floor\b",
     re.I)
 
