@@ -98,19 +98,16 @@ class ClipEmbedder:
     _encoder: Encoder | None = field(default=None, repr=False)
     _threads_before: int | None = field(default=None, repr=False)
     _loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    family: EncoderFamily = field(init=False, repr=False)
+    sr: int = field(init=False)  # the rate audio is decoded at (the encoder family's)
 
-    @property
-    def family(self) -> EncoderFamily:
-        return family_of(self.source)
+    def __post_init__(self) -> None:
+        self.family = family_of(self.source)
+        self.sr = self.family.sample_rate(self.config)
 
     @property
     def encoder(self) -> Encoder:
         return self.load()
-
-    @property
-    def sr(self) -> int:
-        """The rate audio is decoded at (the encoder family's)."""
-        return self.family.sample_rate(self.config)
 
     def load(self) -> Encoder:
         """Set torch's thread count (restored by :meth:`close`) and load the encoder once
@@ -251,8 +248,9 @@ def embed(
         raise ConfigError(f"no dataset root recorded for sources {lacking} in {work.reports}; "
                           "run `qagen ingest` for them first")
     source = resolve_encoder(config.encoder, revision=config.revision, cache_root=cache_root)
-    family_of(source).check(source, config)
-    compute = compute_dtype_of(source, config)
+    family = family_of(source)
+    family.check(source, config)
+    compute = family.compute_dtype(config)
     identity = EmbedIdentity(params=config.output_params(compute_dtype=compute),
                              encoder_sha256=source.weights_sha256,
                              encoder_revision=source.revision)
